@@ -1,0 +1,1 @@
+"""Everything that runs crmsync outside AWS: emulators, the local runner, test servers, the demo."""

@@ -1,0 +1,49 @@
+"""Settings parsed once at the edge (the handler) and passed into the domain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    """Everything the domain needs from the environment, validated in one place."""
+
+    env: Literal["production", "local"] = "production"
+    stage: str = "prod"
+    table_name: str
+    idempotency_table_name: str | None = None
+    raw_mail_bucket: str | None = None
+    sync_queue_url: str | None = None
+    event_bus_name: str | None = None
+    credentials_key_id: str | None = None
+    poll_shards: int = Field(default=8, ge=1, le=64)
+    poll_interval_seconds: int = Field(default=300, ge=30)
+    poll_lease_seconds: int = Field(default=900, ge=60)
+    runtime_info: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        raw: dict[str, Any] = {
+            "env": environ.get("CRMSYNC_ENV", "production"),
+            "stage": environ.get("CRMSYNC_STAGE", "prod"),
+            "table_name": environ.get("TABLE_NAME", ""),
+            "idempotency_table_name": environ.get("IDEMPOTENCY_TABLE_NAME"),
+            "raw_mail_bucket": environ.get("RAW_MAIL_BUCKET"),
+            "sync_queue_url": environ.get("SYNC_QUEUE_URL"),
+            "event_bus_name": environ.get("EVENT_BUS_NAME"),
+            "credentials_key_id": environ.get("CREDENTIALS_KEY_ID"),
+        }
+        for name, key in (
+            ("poll_shards", "CRMSYNC_POLL_SHARDS"),
+            ("poll_interval_seconds", "CRMSYNC_POLL_INTERVAL_SECONDS"),
+            ("poll_lease_seconds", "CRMSYNC_POLL_LEASE_SECONDS"),
+        ):
+            if key in environ:
+                raw[name] = int(environ[key])
+        if "CRMSYNC_RUNTIME_INFO" in environ:
+            raw["runtime_info"] = json.loads(environ["CRMSYNC_RUNTIME_INFO"])
+        return cls.model_validate(raw)

@@ -1,0 +1,1 @@
+"""Adapters for SQS (jobs) and EventBridge (domain events)."""

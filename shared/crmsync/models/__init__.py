@@ -1,0 +1,1 @@
+"""Pydantic models at every boundary: jobs, API shapes, stored records."""

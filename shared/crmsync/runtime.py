@@ -1,0 +1,98 @@
+"""Builds the adapters from Settings. Called lazily by handlers, never at import time."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from crmsync.clock import Clock, SystemClock
+from crmsync.config import Settings
+from crmsync.messaging.eventbridge import EventBridgePublisher
+from crmsync.messaging.sqs import SqsJobQueue
+from crmsync.services.mail_sync import MailSync
+from crmsync.services.polling import PollDispatcher
+from crmsync.services.sync_status import SyncStatus
+from crmsync.store.dynamodb import DynamoAccountRepository, DynamoSyncRunRepository
+from crmsync.store.health import DynamoHealthProbe
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard"})
+
+
+@dataclass
+class Runtime:
+    """The composition root: one per warm Lambda container."""
+
+    settings: Settings
+    clock: Clock
+
+    @cached_property
+    def table(self) -> Table:
+        return boto3.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.table_name)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, config=AWS_CONFIG)  # type: ignore[call-overload]
+
+    @cached_property
+    def accounts(self) -> DynamoAccountRepository:
+        return DynamoAccountRepository(self.table)
+
+    @cached_property
+    def sync_runs(self) -> DynamoSyncRunRepository:
+        return DynamoSyncRunRepository(self.table)
+
+    @cached_property
+    def events(self) -> EventBridgePublisher:
+        return EventBridgePublisher(self.client("events"), _required(self.settings.event_bus_name))
+
+    @cached_property
+    def jobs(self) -> SqsJobQueue:
+        return SqsJobQueue(self.client("sqs"), _required(self.settings.sync_queue_url))
+
+    def poll_dispatcher(self) -> PollDispatcher:
+        return PollDispatcher(
+            self.accounts,
+            self.jobs,
+            self.clock,
+            shard_count=self.settings.poll_shards,
+            lease=timedelta(seconds=self.settings.poll_lease_seconds),
+        )
+
+    def mail_sync(self) -> MailSync:
+        return MailSync(
+            self.accounts,
+            self.sync_runs,
+            self.events,
+            self.clock,
+            poll_interval=timedelta(seconds=self.settings.poll_interval_seconds),
+        )
+
+    def health_probe(self) -> DynamoHealthProbe:
+        return DynamoHealthProbe(self.table)
+
+    def sync_status(self) -> SyncStatus:
+        return SyncStatus(self.accounts, self.sync_runs)
+
+
+def _required(value: str | None) -> str:
+    if not value:
+        raise RuntimeError("A setting this function needs is missing from its environment.")
+    return value
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    return Runtime(settings=settings, clock=SystemClock())
+
+
+@lru_cache(maxsize=1)
+def current_runtime() -> Runtime:
+    """The handlers' entry to the domain: settings are read from the environment here, once."""
+    return build_runtime(Settings.from_env(os.environ))

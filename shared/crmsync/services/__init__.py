@@ -1,0 +1,1 @@
+"""Use cases: each takes its ports in the constructor and does one thing."""

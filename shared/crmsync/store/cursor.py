@@ -1,0 +1,31 @@
+"""Opaque pagination cursors built from LastEvaluatedKey."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from crmsync.errors import ValidationFailedError
+
+
+def encode_cursor(last_key: Mapping[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps(dict(last_key), sort_keys=True, separators=(",", ":"), default=str)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, expected_pk: str) -> dict[str, Any] | None:
+    """Decode a cursor and refuse one that points into another partition."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailedError("The cursor is not valid.") from exc
+    if not isinstance(key, dict) or key.get("PK") != expected_pk:
+        raise ValidationFailedError("The cursor is not valid.")
+    return key

@@ -1,0 +1,152 @@
+"""DynamoDB adapters for accounts and sync runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from crmsync.clock import iso
+from crmsync.models.accounts import MailAccount
+from crmsync.models.pages import Page
+from crmsync.models.sync import SyncRun
+from crmsync.ports import DueAccount
+from crmsync.store import keys
+from crmsync.store.cursor import decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+POLL_DUE_INDEX = "PollDue"
+SYNC_RUN_TTL_SECONDS = 30 * 24 * 3600
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
+
+
+class DynamoAccountRepository:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def get(self, company_id: str, account_id: str) -> MailAccount | None:
+        item = self._table.get_item(
+            Key={"PK": keys.account_pk(company_id, account_id), "SK": keys.ACCOUNT_SK},
+            ConsistentRead=True,
+        ).get("Item")
+        return MailAccount.model_validate(item["data"]) if item else None
+
+    def put(self, account: MailAccount, shard_count: int) -> None:
+        item: dict[str, Any] = {
+            "PK": keys.account_pk(account.company_id, account.id),
+            "SK": keys.ACCOUNT_SK,
+            "GSI1PK": keys.user_accounts_gsi1pk(account.company_id, account.user_id),
+            "GSI1SK": f"ACCOUNT#{account.id}",
+            "kind": "mail_account",
+            "account_id": account.id,
+            "company_id": account.company_id,
+            "data": account.model_dump(mode="json"),
+        }
+        if account.state.polls and account.next_poll_at is not None:
+            # Sparse index: only accounts that poll carry the PollDue keys.
+            item["poll_shard"] = keys.poll_shard(account.id, shard_count)
+            item["next_poll_at"] = iso(account.next_poll_at)
+        self._table.put_item(Item=item)
+
+    def due(self, shard: int, now: datetime) -> Iterator[DueAccount]:
+        query: dict[str, Any] = {
+            "IndexName": POLL_DUE_INDEX,
+            "KeyConditionExpression": Key("poll_shard").eq(f"{shard:02d}")
+            & Key("next_poll_at").lte(iso(now)),
+        }
+        while True:
+            page = self._table.query(**query)
+            for item in page["Items"]:
+                yield DueAccount(
+                    account_id=str(item["account_id"]),
+                    company_id=str(item["company_id"]),
+                    next_poll_at=str(item["next_poll_at"]),
+                )
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def claim_poll(self, due: DueAccount, lease_until: datetime) -> bool:
+        try:
+            self._table.update_item(
+                Key={"PK": keys.account_pk(due.company_id, due.account_id), "SK": keys.ACCOUNT_SK},
+                UpdateExpression="SET next_poll_at = :lease",
+                ConditionExpression="next_poll_at = :seen AND attribute_exists(poll_shard)",
+                ExpressionAttributeValues={":lease": iso(lease_until), ":seen": due.next_poll_at},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def finish_poll(
+        self, company_id: str, account_id: str, synced_at: datetime, next_poll_at: datetime
+    ) -> None:
+        try:
+            self._table.update_item(
+                Key={"PK": keys.account_pk(company_id, account_id), "SK": keys.ACCOUNT_SK},
+                UpdateExpression="SET next_poll_at = :next, #d.last_synced_at = :synced, "
+                "#d.next_poll_at = :next_json",
+                ConditionExpression="attribute_exists(poll_shard)",
+                ExpressionAttributeNames={"#d": "data"},
+                ExpressionAttributeValues={
+                    ":next": iso(next_poll_at),
+                    ":synced": synced_at.isoformat(),
+                    ":next_json": next_poll_at.isoformat(),
+                },
+            )
+        except ClientError as exc:
+            # The account stopped polling while it synced: leave it out of the index.
+            if not _conditional_failed(exc):
+                raise
+
+
+class DynamoSyncRunRepository:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def record(self, company_id: str, run: SyncRun) -> bool:
+        try:
+            self._table.put_item(
+                Item={
+                    "PK": keys.account_pk(company_id, run.account_id),
+                    "SK": keys.sync_run_sk(iso(run.enqueued_at), run.id),
+                    "kind": "sync_run",
+                    "data": run.model_dump(mode="json"),
+                    "expires_at": int(run.finished_at.timestamp()) + SYNC_RUN_TTL_SECONDS,
+                },
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def list(
+        self, company_id: str, account_id: str, limit: int, cursor: str | None
+    ) -> Page[SyncRun]:
+        pk = keys.account_pk(company_id, account_id)
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("PK").eq(pk)
+            & Key("SK").begins_with(keys.SYNC_RUN_PREFIX),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        start = decode_cursor(cursor, pk)
+        if start:
+            query["ExclusiveStartKey"] = start
+        page = self._table.query(**query)
+        return Page[SyncRun](
+            items=[SyncRun.model_validate(item["data"]) for item in page["Items"]],
+            next_cursor=encode_cursor(page.get("LastEvaluatedKey")),
+        )

@@ -1,0 +1,143 @@
+"""Schedule -> poll_dispatcher -> SQS FIFO -> mail_sync -> DynamoDB -> HTTP API, all real."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+import requests
+
+from crmsync.models.accounts import AccountState, MailAccount
+from crmsync.models.jobs import SyncAccount
+from crmsync.store.dynamodb import DynamoAccountRepository
+from crmsync_local.auth import LocalJwtKeys
+from crmsync_local.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+SCHEDULE = "PollDispatcherFunction.Every"
+
+
+def _seed_account(stack: LocalStack, state: AccountState = AccountState.ACTIVE) -> MailAccount:
+    now = datetime.now(UTC)
+    account = MailAccount(
+        id=f"acc-{uuid.uuid4().hex[:8]}",
+        company_id=f"co-{uuid.uuid4().hex[:8]}",
+        user_id="owner-1",
+        email="owner@example.com",
+        state=state,
+        created_at=now,
+        next_poll_at=now - timedelta(minutes=1),
+    )
+    table = boto3.resource("dynamodb").Table(stack.resource("MainTable"))
+    DynamoAccountRepository(table).put(account, shard_count=8)
+    return account
+
+
+def _runs(stack: LocalStack, account: MailAccount, token: str | None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.get(
+        f"{stack.url}/v1/mail-accounts/{account.id}/sync-runs", headers=headers, timeout=10
+    )
+
+
+def test_scheduled_sync_is_stored_and_served(local_stack: LocalStack) -> None:
+    account = _seed_account(local_stack)
+    local_stack.published_events()  # forget what earlier tests published
+
+    dispatched = local_stack.fire(SCHEDULE)
+    assert dispatched["enqueued"] >= 1
+    local_stack.drain()
+
+    owner = local_stack.token("owner-1", account.company_id, "user")
+    reply = _runs(local_stack, account, owner)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["next_cursor"] is None
+    assert [run["outcome"] for run in body["items"]] == ["ok"]
+    assert body["items"][0]["account_id"] == account.id
+
+    events = [e for e in local_stack.published_events() if e["detail"]["account_id"] == account.id]
+    assert [e["detail-type"] for e in events] == ["mail_sync.completed"]
+    assert events[0]["source"] == "crmsync"
+    assert events[0]["detail"]["company_id"] == account.company_id
+
+    # The account is now scheduled in the future: the next tick does not enqueue it again.
+    local_stack.fire(SCHEDULE)
+    local_stack.drain()
+    assert len(_runs(local_stack, account, owner).json()["items"]) == 1
+
+
+def test_route_requires_a_token_signed_by_the_authorizer_key(local_stack: LocalStack) -> None:
+    account = _seed_account(local_stack)
+    assert _runs(local_stack, account, None).status_code == 401
+    forged = LocalJwtKeys.generate().mint("owner-1", account.company_id, "admin")
+    assert _runs(local_stack, account, forged).status_code == 401
+    assert _runs(local_stack, account, "not-a-jwt").status_code == 401
+    assert _runs(local_stack, account, local_stack.token("owner-1", account.company_id)).ok
+
+
+def test_accounts_are_isolated_by_company_and_owner(local_stack: LocalStack) -> None:
+    account = _seed_account(local_stack)
+    other_company = local_stack.token("owner-1", "another-company", "admin")
+    colleague = local_stack.token("colleague", account.company_id, "user")
+    admin = local_stack.token("boss", account.company_id, "admin")
+    assert _runs(local_stack, account, other_company).status_code == 404
+    assert _runs(local_stack, account, colleague).status_code == 404
+    problem = _runs(local_stack, account, colleague)
+    assert problem.headers["content-type"] == "application/problem+json"
+    assert problem.json()["title"] == "Not found"
+    assert _runs(local_stack, account, admin).status_code == 200
+
+
+def test_duplicate_delivery_of_a_sync_job_changes_nothing(local_stack: LocalStack) -> None:
+    account = _seed_account(local_stack)
+    local_stack.published_events()
+    job = SyncAccount(
+        job_id=f"{account.id}:dup",
+        account_id=account.id,
+        company_id=account.company_id,
+        enqueued_at=datetime.now(UTC),
+    )
+    sqs = boto3.client("sqs")
+    for attempt in range(2):  # two deliveries past FIFO deduplication
+        sqs.send_message(
+            QueueUrl=local_stack.resource("SyncQueue"),
+            MessageBody=job.model_dump_json(),
+            MessageGroupId=account.id,
+            MessageDeduplicationId=f"dup-{attempt}",
+        )
+    local_stack.drain()
+    owner = local_stack.token("owner-1", account.company_id)
+    runs = _runs(local_stack, account, owner).json()["items"]
+    assert [r["id"] for r in runs] == [job.job_id]
+    published = [
+        e for e in local_stack.published_events() if e["detail"]["account_id"] == account.id
+    ]
+    assert len(published) == 1
+
+
+def test_stopped_accounts_are_not_dispatched(local_stack: LocalStack) -> None:
+    account = _seed_account(local_stack, AccountState.STOPPED)
+    local_stack.fire(SCHEDULE)
+    local_stack.drain()
+    owner = local_stack.token("owner-1", account.company_id)
+    assert _runs(local_stack, account, owner).json()["items"] == []
+
+
+def test_health_reports_the_emulators(local_stack: LocalStack) -> None:
+    reply = requests.get(f"{local_stack.url}/health", timeout=10)
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["checks"] == {"dynamodb": "ok"}
+    emulators = body["runtime"]["emulators"]
+    assert emulators["dynamodb_local"][0].isdigit()
+    assert emulators["moto"][0].isdigit()
+
+
+def test_unknown_route_is_404(local_stack: LocalStack) -> None:
+    reply = requests.get(f"{local_stack.url}/v1/nothing-here", timeout=10)
+    assert reply.status_code == 404
+    assert json.loads(reply.text) == {"message": "Not Found"}
