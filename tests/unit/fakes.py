@@ -1,0 +1,149 @@
+"""In-memory fakes of the ports in crmsync.ports, with the conditions of the real adapters.
+
+The account fake keeps a sparse poll index beside the records, like the PollDue GSI: only
+accounts that poll and have a next poll time are in it, and claim/finish are conditional on it
+exactly as DynamoAccountRepository's condition expressions are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from crmsync.clock import iso
+from crmsync.models.accounts import MailAccount
+from crmsync.models.events import DomainEvent
+from crmsync.models.jobs import SyncAccount
+from crmsync.models.pages import Page
+from crmsync.models.sync import SyncRun
+from crmsync.ports import DueAccount
+from crmsync.store import keys
+from crmsync.store.cursor import decode_cursor, encode_cursor
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+
+@dataclass
+class PollKeys:
+    """The two PollDue key attributes of one account item."""
+
+    shard: str
+    next_poll_at: str
+
+
+class FakeAccountRepository:
+    def __init__(self) -> None:
+        self._accounts: dict[tuple[str, str], MailAccount] = {}
+        self._poll_index: dict[tuple[str, str], PollKeys] = {}
+
+    def get(self, company_id: str, account_id: str) -> MailAccount | None:
+        account = self._accounts.get((company_id, account_id))
+        return account.model_copy(deep=True) if account else None
+
+    def put(self, account: MailAccount, shard_count: int) -> None:
+        key = (account.company_id, account.id)
+        self._accounts[key] = account.model_copy(deep=True)
+        self._poll_index.pop(key, None)
+        if account.state.polls and account.next_poll_at is not None:
+            self._poll_index[key] = PollKeys(
+                keys.poll_shard(account.id, shard_count), iso(account.next_poll_at)
+            )
+
+    def due(self, shard: int, now: datetime) -> Iterator[DueAccount]:
+        wanted, cutoff = f"{shard:02d}", iso(now)
+        hits = sorted(
+            (poll.next_poll_at, key)
+            for key, poll in self._poll_index.items()
+            if poll.shard == wanted and poll.next_poll_at <= cutoff
+        )
+        for next_poll_at, (company_id, account_id) in hits:
+            yield DueAccount(
+                account_id=account_id, company_id=company_id, next_poll_at=next_poll_at
+            )
+
+    def claim_poll(self, due: DueAccount, lease_until: datetime) -> bool:
+        poll = self._poll_index.get((due.company_id, due.account_id))
+        if poll is None or poll.next_poll_at != due.next_poll_at:
+            return False
+        poll.next_poll_at = iso(lease_until)
+        return True
+
+    def finish_poll(
+        self, company_id: str, account_id: str, synced_at: datetime, next_poll_at: datetime
+    ) -> None:
+        key = (company_id, account_id)
+        poll = self._poll_index.get(key)
+        if poll is None:
+            return
+        poll.next_poll_at = iso(next_poll_at)
+        self._accounts[key] = self._accounts[key].model_copy(
+            update={"last_synced_at": synced_at, "next_poll_at": next_poll_at}
+        )
+
+    def poll_keys(self, company_id: str, account_id: str) -> PollKeys | None:
+        """What the PollDue index holds for the account; None when it is not in the index."""
+        poll = self._poll_index.get((company_id, account_id))
+        return PollKeys(poll.shard, poll.next_poll_at) if poll else None
+
+
+class FakeSyncRunRepository:
+    def __init__(self) -> None:
+        self._partitions: dict[str, dict[str, SyncRun]] = {}
+
+    @property
+    def recorded(self) -> list[SyncRun]:
+        return [run for runs in self._partitions.values() for run in runs.values()]
+
+    def record(self, company_id: str, run: SyncRun) -> bool:
+        partition = self._partitions.setdefault(keys.account_pk(company_id, run.account_id), {})
+        sort_key = keys.sync_run_sk(iso(run.enqueued_at), run.id)
+        if sort_key in partition:
+            return False
+        partition[sort_key] = run.model_copy(deep=True)
+        return True
+
+    def list(
+        self, company_id: str, account_id: str, limit: int, cursor: str | None
+    ) -> Page[SyncRun]:
+        pk = keys.account_pk(company_id, account_id)
+        start = decode_cursor(cursor, pk)
+        partition = self._partitions.get(pk, {})
+        newest_first = sorted(partition, reverse=True)
+        if start:
+            newest_first = [sk for sk in newest_first if sk < str(start["SK"])]
+        page = newest_first[:limit]
+        last = {"PK": pk, "SK": page[-1]} if len(newest_first) > limit else None
+        return Page[SyncRun](items=[partition[sk] for sk in page], next_cursor=encode_cursor(last))
+
+
+class FakeJobQueue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[SyncAccount, str]] = []
+
+    @property
+    def jobs(self) -> list[SyncAccount]:
+        return [job for job, _ in self.sent]
+
+    def send_sync(self, job: SyncAccount, deduplication_id: str) -> None:
+        self.sent.append((job, deduplication_id))
+
+
+class FakeEventPublisher:
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        self.events.extend(events)
