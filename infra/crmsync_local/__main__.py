@@ -23,6 +23,7 @@ def _run(args: argparse.Namespace) -> int:
         visibility_timeout=args.visibility_timeout,
         parameters={"LogLevel": args.function_log_level},
         run_schedules=False,
+        state_dir=Path(args.state_dir),
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         help="local override of every queue's visibility timeout (seconds)",
     )
     run.add_argument("--function-log-level", default="WARNING")
+    run.add_argument("--state-dir", default=str(REPO_ROOT / ".local"))
     run.set_defaults(func=_run)
     token = sub.add_parser("token", help="print a bearer token the local API accepts")
     token.add_argument("--user", required=True)
