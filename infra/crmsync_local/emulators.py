@@ -10,10 +10,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import moto
 
+from crmsync_local.processes import kill_group, read_log, spawn
 from crmsync_local.testservers.net import free_port, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,48 +57,19 @@ class _Process:
         return f"http://{self.host}:{self.port}"
 
     def _spawn(self, argv: list[str], timeout: float) -> None:
-        log = self.log_path.open("wb")
-        self._proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True
-        )
+        self._proc = spawn(argv, self.log_path, cwd=self.workdir)
         try:
             wait_for_port(self.host, self.port, timeout)
         except TimeoutError as exc:
-            tail = self.log_tail()
+            tail = read_log(self.log_path)
             self.stop()
             raise EmulatorError(f"{self.name} did not start: {tail}") from exc
-        if self._proc.poll() is not None:
-            tail = self.log_tail()
-            self.stop()
-            raise EmulatorError(f"{self.name} exited: {tail}")
-
-    def log_tail(self, lines: int = 20) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, 15)
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, 9)
-                self._proc.wait()
+        if self._proc is not None:
+            kill_group(self._proc, timeout=10)
         self._proc = None
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> _Process:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         raise NotImplementedError

@@ -29,7 +29,7 @@ from typing import Literal, Self
 
 from imapclient import IMAPClient
 
-from crmsync_local.testservers._process import ServerStartError, kill_group, read_log, spawn
+from crmsync_local.processes import ServerStartError, kill_group, read_log, spawn
 from crmsync_local.testservers.net import LOOPBACK, free_ports
 from crmsync_local.testservers.tls import client_ssl_context, make_self_signed_cert
 

@@ -17,7 +17,7 @@ from typing import Self
 
 import requests
 
-from crmsync_local.testservers._process import ServerStartError, kill_group, read_log, spawn
+from crmsync_local.processes import ServerStartError, kill_group, read_log, spawn
 from crmsync_local.testservers.net import LOOPBACK, free_port
 
 
