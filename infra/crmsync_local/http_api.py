@@ -36,10 +36,11 @@ class Route:
         return f"{self.method} {self.path}"
 
     @property
-    def specificity(self) -> tuple[int, int]:
+    def specificity(self) -> tuple[int, int, bool, bool]:
+        """On a tie, a path variable beats a greedy one and an explicit method beats ANY."""
         segments = self.path.strip("/").split("/")
         literal = sum(1 for s in segments if not s.startswith("{"))
-        return (literal, len(segments))
+        return (literal, len(segments), not self.path.endswith("+}"), self.method != "ANY")
 
 
 def _compile(path: str) -> re.Pattern[str]:
@@ -127,7 +128,9 @@ class LocalHttpApi:
                 claims = self.keys.verify(headers.get("authorization"))
             except TokenRejected:
                 return _json(401, {"message": "Unauthorized"})
-        event = self._event(route, params, url.path, url.query, headers, body, source_ip, claims)
+        event = self._event(
+            route, method, params, url.path, url.query, headers, body, source_ip, claims
+        )
         try:
             result = route.function.invoke(event, source=f"http:{route.route_key}")
         except Exception:
@@ -138,6 +141,7 @@ class LocalHttpApi:
     def _event(
         self,
         route: Route,
+        method: str,
         params: dict[str, str],
         path: str,
         query: str,
@@ -158,7 +162,7 @@ class LocalHttpApi:
             "domainName": headers.get("host", "127.0.0.1"),
             "domainPrefix": "local",
             "http": {
-                "method": route.method if route.method != "ANY" else "GET",
+                "method": method,
                 "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": source_ip,

@@ -19,7 +19,7 @@ _UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400
 
 def rate_seconds(expression: str) -> int:
     """Seconds between firings of `rate(N unit)`; cron() is not reproduced locally."""
-    found = re.fullmatch(r"\s*rate\(\s*(\d+)\s+(\w+)\s*\)\s*", expression)
+    found = re.fullmatch(r"\s*rate\(\s*([1-9]\d*)\s+(\w+)\s*\)\s*", expression)
     if not found or found.group(2) not in _UNITS:
         raise TemplateError(f"local schedules support rate(N minutes|hours|days): {expression}")
     return int(found.group(1)) * _UNITS[found.group(2)]

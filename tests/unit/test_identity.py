@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from crmsync.models.identity import Principal, UnauthenticatedError
@@ -22,7 +21,9 @@ CLAIMS = {
 def test_principal_is_built_from_api_gateway_claims() -> None:
     principal = Principal.from_claims(CLAIMS)
 
-    assert principal == Principal(user_id="u1", company_id="c1", role="admin", email="u1@c1.example")
+    assert principal == Principal(
+        user_id="u1", company_id="c1", role="admin", email="u1@c1.example"
+    )
     assert principal.is_admin
 
 

@@ -45,7 +45,9 @@ def resolved(tmp_path: Path, value: str, **parameters: str) -> object:
 
 def test_short_tags_load_as_long_form_intrinsics(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
-    path.write_text("A: !Ref X\nB: !GetAtt Db.Endpoint.Address\nC: !Sub [x, {}]\nD: !If [C, 1, 2]\n")
+    path.write_text(
+        "A: !Ref X\nB: !GetAtt Db.Endpoint.Address\nC: !Sub [x, {}]\nD: !If [C, 1, 2]\n"
+    )
 
     assert load_yaml(path) == {
         "A": {"Ref": "X"},
@@ -125,7 +127,7 @@ def test_real_template_loads_with_the_jwt_parameters() -> None:
 
 
 def test_real_template_refuses_to_load_without_the_jwt_parameters() -> None:
-    with pytest.raises(TemplateError, match="JwtAudience.*JwtIssuer"):
+    with pytest.raises(TemplateError, match=r"JwtAudience.*JwtIssuer"):
         Template.load(REPO / "template.yaml")
 
 

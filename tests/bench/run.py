@@ -1,0 +1,527 @@
+"""Benchmark of the local stack: `make bench` (`python -m tests.bench.run`).
+
+Not a pytest test: it measures speed and never asserts it. It does fail loudly when the
+pipeline loses work (fewer sync runs than accounts), because then the numbers mean nothing.
+The results are written to docs/benchmarks.md (overwritten on every run).
+
+What runs is the local stack (handlers in this process, DynamoDB Local, moto server), so
+the numbers describe that stack on this machine, not AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from boto3.dynamodb.conditions import Attr
+
+from crmsync.models.accounts import AccountState, MailAccount
+from crmsync.runtime import current_runtime
+from crmsync.store.dynamodb import DynamoAccountRepository
+from crmsync_local.stack import REPO_ROOT, Emulators, LocalStack, StackOptions
+from crmsync_local.testservers.net import free_port
+
+SCHEDULE = "PollDispatcherFunction.Every"
+COMMAND = "make bench"
+DOC_PATH = REPO_ROOT / "docs" / "benchmarks.md"
+ACCOUNTS = 500
+COMPANIES = 50
+IDLE_REPEATS = 10  # idle ticks after the first one, for a median
+HTTP_REQUESTS = 300
+HTTP_WARMUP = 5  # requests per route sent (and not counted) before measuring
+DRAIN_TIMEOUT = 300.0
+SQS_SENDS = ("sqs.SendMessage", "sqs.SendMessageBatch")
+
+log = logging.getLogger("bench")
+
+
+def say(message: str) -> None:
+    sys.stdout.write(f"[bench] {message}\n")
+    sys.stdout.flush()
+
+
+class BenchFailure(RuntimeError):
+    """The pipeline did not do its work: the run is void."""
+
+
+# -- counting AWS calls -------------------------------------------------------------------
+class CallCounter:
+    """Counts the AWS API calls one thread makes, by botocore's `before-call` event.
+
+    Registered on boto3's default session before the handlers build their clients, so
+    every client they create (clients copy the session's emitter) reports here. Only calls
+    from the watched thread count: the dispatcher runs in the thread that fires the
+    schedule, while the queue pollers (and mail_sync) run in threads of their own.
+    """
+
+    def __init__(self) -> None:
+        self._thread: int | None = None
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, event_name: str = "", **kwargs: Any) -> None:
+        # Returning anything but None from before-call would short-circuit the request.
+        if self._thread is not None and threading.get_ident() == self._thread:
+            _, service, operation = event_name.split(".", 2)
+            self.calls[f"{service}.{operation}"] += 1
+
+    @contextmanager
+    def watch(self) -> Iterator[Counter[str]]:
+        self.calls = Counter()
+        self._thread = threading.get_ident()
+        try:
+            yield self.calls
+        finally:
+            self._thread = None
+
+
+def install_counter() -> CallCounter:
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    counter = CallCounter()
+    session.events.register("before-call", counter, unique_id="crmsync-bench-counter")
+    return counter
+
+
+# -- results --------------------------------------------------------------------------------
+@dataclass
+class Row:
+    section: str
+    metric: str
+    value: str
+    note: str = ""
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    emulators: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def add(self, section: str, metric: str, value: str, note: str = "") -> None:
+        self.rows.append(Row(section, metric, value, note))
+        say(f"  {metric}: {value}" + (f"  ({note})" if note else ""))
+
+
+@contextmanager
+def timer() -> Iterator[Callable[[], float]]:
+    """`with timer() as elapsed:` ... `elapsed()` is the seconds spent inside the block."""
+    started = time.perf_counter()
+    ended: float | None = None
+
+    def elapsed() -> float:
+        return (ended if ended is not None else time.perf_counter()) - started
+
+    try:
+        yield elapsed
+    finally:
+        ended = time.perf_counter()
+
+
+def percentile(samples: list[float], pct: int) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[pct - 1]
+
+
+# -- the measurements ---------------------------------------------------------------------
+def start_stack(results: Results, state_dir: Path) -> tuple[LocalStack, Emulators]:
+    say("starting emulators (DynamoDB Local, moto server) ...")
+    with timer() as emulators_time:
+        emulators = Emulators.start()
+    try:
+        say("provisioning template.yaml and starting the HTTP API ...")
+        options = StackOptions(
+            api_port=free_port(),
+            stage="bench",
+            state_dir=state_dir,
+            visibility_timeout=5,
+            run_schedules=False,
+            # Powertools would print a JSON line per record to stdout; the bench's own
+            # progress should stay readable. Handlers still run their logging calls.
+            parameters={"LogLevel": "WARNING"},
+        )
+        with timer() as provision_time:
+            stack = LocalStack(options, emulators=emulators)
+            stack.start()
+        say("importing the handlers ...")
+        with timer() as import_time:
+            for function in stack.functions.values():
+                function.handler()
+    except BaseException:
+        emulators.stop()
+        raise
+    total = emulators_time() + provision_time() + import_time()
+    section = "Stack start"
+    results.add(
+        section,
+        "Stack start, total",
+        f"{total:.2f} s",
+        "emulators + provisioning + HTTP API + handlers imported",
+    )
+    results.add(section, "Emulators started", f"{emulators_time():.2f} s", "in parallel")
+    results.add(
+        section,
+        "Template provisioned, API and pollers up",
+        f"{provision_time():.2f} s",
+        f"{len(stack.provisioned.queues)} queues, {len(stack.functions)} functions",
+    )
+    results.add(section, "Handlers imported", f"{import_time():.2f} s")
+    results.emulators = dict(stack.runtime_info["emulators"])
+    return stack, emulators
+
+
+def cold_tick(stack: LocalStack, counter: CallCounter, results: Results) -> int:
+    """First dispatch with nothing due: builds the runtime and its clients (a cold start)."""
+    say("cold tick (first dispatcher invocation, no account seeded) ...")
+    with counter.watch() as calls, timer() as elapsed:
+        reply = stack.fire(SCHEDULE)
+    if reply["enqueued"] != 0:
+        raise BenchFailure(f"nothing was seeded yet, but the dispatcher enqueued: {reply}")
+    queries = calls["dynamodb.Query"]
+    if queries == 0:
+        raise BenchFailure(
+            "the call counter saw no DynamoDB Query from the dispatcher: "
+            "it is not hooked into the dispatcher's client"
+        )
+    results.add(
+        "Dispatcher, cold",
+        "First tick (runtime + clients built), nothing due",
+        f"{elapsed() * 1000:.0f} ms",
+        f"{queries} Query calls",
+    )
+    return queries
+
+
+def seed(stack: LocalStack, shard_count: int, results: Results) -> list[MailAccount]:
+    say(f"seeding {ACCOUNTS} due accounts across {COMPANIES} companies ...")
+    now = datetime.now(UTC)
+    repo = DynamoAccountRepository(boto3.resource("dynamodb").Table(stack.resource("MainTable")))
+    accounts = [
+        MailAccount(
+            id=f"acc-{i:04d}",
+            company_id=f"co-{i % COMPANIES:03d}",
+            user_id=f"user-{i:04d}",
+            email=f"user-{i:04d}@example.com",
+            state=AccountState.ACTIVE,
+            created_at=now,
+            next_poll_at=now - timedelta(minutes=1),
+        )
+        for i in range(ACCOUNTS)
+    ]
+    with timer() as elapsed:
+        for account in accounts:
+            repo.put(account, shard_count=shard_count)
+    results.add(
+        "Dispatch + sync",
+        "Seeding (PutItem, sequential, not part of the pipeline)",
+        f"{elapsed():.2f} s",
+        f"{ACCOUNTS / elapsed():.0f} items/s",
+    )
+    return accounts
+
+
+def pipeline(
+    stack: LocalStack, counter: CallCounter, accounts: list[MailAccount], results: Results
+) -> None:
+    section = "Dispatch + sync"
+    say(f"firing {SCHEDULE} with {len(accounts)} accounts due ...")
+    fired_at = datetime.now(UTC)
+    with timer() as total:
+        with counter.watch() as calls, timer() as dispatch:
+            reply = stack.fire(SCHEDULE)
+        say(f"  dispatcher returned {reply} in {dispatch():.2f} s; draining the sync queue ...")
+        stack.drain(timeout=DRAIN_TIMEOUT)
+    if reply["enqueued"] < len(accounts):
+        raise BenchFailure(f"{len(accounts)} accounts due, dispatcher reply {reply}")
+    results.add(
+        section,
+        "Dispatcher wall time (`fire`)",
+        f"{dispatch():.2f} s",
+        f"{reply['enqueued'] / dispatch():.0f} accounts/s; {reply['enqueued']} enqueued, "
+        f"{reply['lost_claims']} lost claims",
+    )
+    results.add(
+        section,
+        "Dispatcher AWS calls",
+        ", ".join(f"{name} {n}" for name, n in sorted(calls.items())),
+        "from the dispatcher's thread only",
+    )
+    drain = total() - dispatch()
+    results.add(
+        section,
+        "Drain after dispatch returned (`drain`)",
+        f"{drain:.2f} s",
+        "mail_sync already runs while the dispatcher sends",
+    )
+    results.add(
+        section,
+        "End to end, fire to queues idle",
+        f"{total():.2f} s",
+        f"{reply['enqueued'] / total():.1f} jobs/s through the FIFO queue (BatchSize 1)",
+    )
+
+    say("verifying the sync runs in DynamoDB ...")
+    runs = sync_runs(stack)
+    seeded = {a.id for a in accounts}
+    per_account = Counter(run["account_id"] for run in runs if run["account_id"] in seeded)
+    outcomes = Counter(str(run["outcome"]) for run in runs)
+    missing = len(seeded) - len(per_account)
+    duplicated = sum(1 for n in per_account.values() if n > 1)
+    if missing or len(runs) < len(accounts):
+        raise BenchFailure(
+            f"{len(runs)} sync runs stored for {len(accounts)} accounts; "
+            f"{missing} accounts have none"
+        )
+    if outcomes != Counter({"ok": len(runs)}):
+        raise BenchFailure(f"sync runs that are not ok: {dict(outcomes)}")
+    last_finished = max(datetime.fromisoformat(str(run["finished_at"])) for run in runs)
+    e2e_by_data = (last_finished - fired_at).total_seconds()
+    results.add(
+        section,
+        "Sync runs stored (DynamoDB scan)",
+        f"{len(runs)} for {len(accounts)} accounts",
+        f"outcomes {dict(outcomes)}; {duplicated} accounts with more than one run",
+    )
+    results.add(
+        section,
+        "End to end by the data, fire to last run finished",
+        f"{e2e_by_data:.2f} s",
+        f"{len(runs) / e2e_by_data:.1f} jobs/s (no drain polling in this figure)",
+    )
+
+
+def sync_runs(stack: LocalStack) -> list[dict[str, Any]]:
+    table = boto3.resource("dynamodb").Table(stack.resource("MainTable"))
+    query: dict[str, Any] = {
+        "FilterExpression": Attr("kind").eq("sync_run"),
+        "ProjectionExpression": "#d.account_id, #d.outcome, #d.finished_at",
+        "ExpressionAttributeNames": {"#d": "data"},
+    }
+    runs: list[dict[str, Any]] = []
+    while True:
+        page = table.scan(**query)
+        for item in page["Items"]:
+            data: Any = item["data"]
+            runs.append(dict(data))
+        if "LastEvaluatedKey" not in page:
+            return runs
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def idle_ticks(stack: LocalStack, counter: CallCounter, shard_count: int, results: Results) -> None:
+    section = "Idle tick"
+    say("idle tick right after the sync (no account due) ...")
+    sqs = boto3.client("sqs")
+    durations: list[float] = []
+    queries: list[int] = []
+    sends = 0
+    for _ in range(1 + IDLE_REPEATS):
+        with counter.watch() as calls, timer() as elapsed:
+            reply = stack.fire(SCHEDULE)
+        if reply["due"] or reply["enqueued"]:
+            raise BenchFailure(f"every account was just synced, but the dispatcher did {reply}")
+        durations.append(elapsed() * 1000)
+        queries.append(calls["dynamodb.Query"])
+        sends += sum(calls[name] for name in SQS_SENDS)
+    visible = sqs.get_queue_attributes(
+        QueueUrl=stack.resource("SyncQueue"), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
+    results.add(
+        section,
+        "First idle tick, dispatcher wall time",
+        f"{durations[0]:.0f} ms",
+        f"{queries[0]} DynamoDB Query calls ({shard_count} shards)",
+    )
+    results.add(
+        section,
+        f"Next {IDLE_REPEATS} idle ticks, median / max",
+        f"{statistics.median(durations[1:]):.0f} / {max(durations[1:]):.0f} ms",
+        f"Query calls per tick: {sorted(set(queries))}",
+    )
+    results.add(
+        section,
+        "SQS sends during idle ticks",
+        str(sends),
+        f"SendMessage(Batch) over {1 + IDLE_REPEATS} ticks; sync queue holds {visible} messages",
+    )
+    if sends:
+        raise BenchFailure(f"idle ticks sent {sends} SQS messages")
+
+
+def http_latency(stack: LocalStack, account: MailAccount, results: Results) -> None:
+    section = "HTTP API"
+    token = stack.token(account.user_id, account.company_id, "user")
+    routes = [
+        ("GET /health", f"{stack.url}/health", {}),
+        (
+            "GET /v1/mail-accounts/{id}/sync-runs",
+            f"{stack.url}/v1/mail-accounts/{account.id}/sync-runs",
+            {"Authorization": f"Bearer {token}"},
+        ),
+    ]
+    with requests.Session() as http:
+        for label, url, headers in routes:
+            say(f"{HTTP_REQUESTS} x {label} ...")
+            for _ in range(HTTP_WARMUP):
+                http.get(url, headers=headers, timeout=10).raise_for_status()
+            samples: list[float] = []
+            with timer() as elapsed:
+                for _ in range(HTTP_REQUESTS):
+                    started = time.perf_counter()
+                    reply = http.get(url, headers=headers, timeout=10)
+                    samples.append((time.perf_counter() - started) * 1000)
+                    if reply.status_code != 200:
+                        raise BenchFailure(f"{label}: {reply.status_code} {reply.text[:200]}")
+            if "sync-runs" in url:
+                items = reply.json()["items"]
+                if [item["outcome"] for item in items] != ["ok"]:
+                    raise BenchFailure(f"the API serves {items} for a synced account")
+            results.add(
+                section,
+                label,
+                f"p50 {percentile(samples, 50):.1f} ms, p95 {percentile(samples, 95):.1f} ms, "
+                f"max {max(samples):.1f} ms",
+                f"{HTTP_REQUESTS / elapsed():.0f} req/s sequential, one keep-alive session",
+            )
+
+
+# -- the report -----------------------------------------------------------------------------
+def _proc_field(path: str, key: str) -> str | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key:
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def machine() -> dict[str, str]:
+    mem_kb = _proc_field("/proc/meminfo", "MemTotal")
+    ram = f"{int(mem_kb.split()[0]) / 1024 / 1024:.1f} GiB" if mem_kb else "unknown"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "Platform": platform.platform(),
+        "CPU": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
+        "CPUs (nproc)": str(cpus),
+        "RAM": ram,
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+    }
+
+
+def write_doc(results: Results, started: datetime, wall: float) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`tests/bench/run.py`); every run overwrites this file.",
+        "",
+        "> These numbers measure the **local stack**: the template's handlers called in one",
+        "> Python process, DynamoDB Local (Java) and moto server on loopback, all on the",
+        "> machine below. They are not AWS numbers: Lambda concurrency, cold starts, network",
+        "> latency and service throttling are all different there. Use them to compare runs",
+        "> of this benchmark on the same machine, not to size production.",
+        "",
+        f"- Date: {started.strftime('%Y-%m-%d %H:%M:%S UTC')}",
+        f"- Command: `{COMMAND}` (runs `.venv/bin/python -m tests.bench.run`)",
+        f"- Bench wall time: {wall:.0f} s",
+    ]
+    lines += [f"- {key}: {value}" for key, value in machine().items()]
+    lines += [f"- Emulator `{name}`: {version}" for name, version in results.emulators.items()]
+    lines += [f"- {key}: {value}" for key, value in results.settings.items()]
+    lines += [
+        "",
+        "## Results",
+        "",
+        "| Section | Measurement | Result | Notes |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row.section} | {row.metric} | {row.value} | {row.note.replace('|', '/')} |"
+        for row in results.rows
+    ]
+    lines += [
+        "",
+        "## What is measured",
+        "",
+        "1. **Stack start**: DynamoDB Local and moto server started (in parallel), the",
+        "   template provisioned on them (tables, queues, buckets, bus), HTTP API server and",
+        "   queue pollers started, then every handler module imported.",
+        f"2. **Dispatch + sync**: {ACCOUNTS} active accounts across {COMPANIES} companies are",
+        "   seeded due, then the `PollDispatcherFunction.Every` schedule is fired once by",
+        "   hand. The dispatcher queries the PollDue index shard by shard, claims each",
+        "   account with a conditional update and sends one `SyncAccount` job to the sync",
+        "   FIFO queue; the poller hands the jobs to `MailSyncFunction` one at a time",
+        "   (BatchSize 1), while the dispatcher is still sending (one process, one GIL).",
+        "   `drain()` returns once the queues have been empty with no poller busy for two",
+        "   rounds (about 0.2 s of polling granularity). The runs are then counted with a",
+        "   DynamoDB scan; the bench fails if any account has no run or a run is not `ok`.",
+        "   Seeding is timed but is not part of the pipeline figure.",
+        "3. **Idle tick**: the schedule fired again right after, when no account is due. AWS",
+        "   calls are counted with a botocore `before-call` hook on boto3's default session",
+        "   (the handlers' clients inherit it), counting only the dispatcher's thread. The",
+        "   bench fails if an idle tick sends anything to SQS. The cold tick before seeding is",
+        "   the dispatcher's first invocation, which also builds the runtime and its clients.",
+        f"4. **HTTP API**: {HTTP_REQUESTS} sequential GETs per route through the local",
+        "   API Gateway emulation on loopback (JWT verified on the authorized route), one",
+        f"   `requests.Session`, after {HTTP_WARMUP} unmeasured warm-up requests per route.",
+        "   The sync-runs route reads one account's runs from DynamoDB Local.",
+        "",
+        "Speed is reported, never asserted. The stack runs with `LogLevel=WARNING` so",
+        "Powertools does not print a JSON line per record during the run.",
+        "",
+    ]
+    DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOC_PATH.write_text("\n".join(lines))
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    started = datetime.now(UTC)
+    results = Results()
+    with timer() as wall, tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
+        stack, emulators = start_stack(results, Path(tmp) / "state")
+        try:
+            counter = install_counter()
+            shard_count = current_runtime().settings.poll_shards
+            results.settings = {
+                "Poll shards": str(shard_count),
+                "Queue visibility timeout": "5 s",
+                "Stage": "bench",
+            }
+            cold_tick(stack, counter, results)
+            accounts = seed(stack, shard_count, results)
+            pipeline(stack, counter, accounts, results)
+            idle_ticks(stack, counter, shard_count, results)
+            http_latency(stack, accounts[0], results)
+        finally:
+            say("stopping the stack ...")
+            stack.stop()
+            emulators.stop()
+        total = wall()
+    write_doc(results, started, total)
+    say(f"done in {total:.0f} s; wrote {DOC_PATH.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchFailure as failure:
+        say(f"FAILED: {failure}")
+        sys.exit(1)
