@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ class LocalJwtKeys:
             return keys
         return cls(private_pem=path.read_bytes())
 
-    @property
+    @cached_property
     def public_key(self) -> Any:
         return serialization.load_pem_private_key(self.private_pem, password=None).public_key()
 
@@ -83,8 +84,13 @@ class LocalJwtKeys:
     def verify(self, authorization: str | None) -> dict[str, Any]:
         if not authorization:
             raise TokenRejected("no Authorization header")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        # API Gateway takes the token with or without the Bearer prefix; other schemes fail.
+        scheme, _, rest = authorization.strip().partition(" ")
+        if not rest:
+            token = scheme
+        elif scheme.lower() == "bearer":
+            token = rest.strip()
+        else:
             raise TokenRejected("not a bearer token")
         try:
             claims: dict[str, Any] = jwt.decode(

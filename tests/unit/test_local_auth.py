@@ -149,3 +149,7 @@ def test_missing_bearer_token_is_rejected(
 ) -> None:
     with pytest.raises(TokenRejected):
         jwt_keys.verify(authorization)
+
+
+def test_a_bare_token_without_scheme_is_accepted_like_api_gateway(jwt_keys: LocalJwtKeys) -> None:
+    assert jwt_keys.verify(jwt_keys.mint("u1", "c1"))["sub"] == "u1"
