@@ -200,6 +200,7 @@ class LocalHttpApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in separate writes
 
             def _serve(self) -> None:
                 started = time.perf_counter()

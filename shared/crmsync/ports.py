@@ -49,8 +49,17 @@ class SyncRunRepository(Protocol):
     ) -> Page[SyncRun]: ...
 
 
+class QueuedSync(BaseModel):
+    """A sync job with the FIFO deduplication id it is sent under."""
+
+    job: SyncAccount
+    deduplication_id: str
+
+
 class JobQueue(Protocol):
-    def send_sync(self, job: SyncAccount, deduplication_id: str) -> None: ...
+    def send_syncs(self, jobs: Sequence[QueuedSync]) -> None:
+        """Send every job or raise; SQS dedup makes a repeated send of a job harmless."""
+        ...
 
 
 class EventPublisher(Protocol):

@@ -44,6 +44,8 @@ COMPANIES = 50
 IDLE_REPEATS = 10  # idle ticks after the first one, for a median
 HTTP_REQUESTS = 300
 HTTP_WARMUP = 5  # requests per route sent (and not counted) before measuring
+HTTP_FLOOR_REQUESTS = 50
+NAGLE_SUSPECT_MS = 20.0  # a route-less 404 slower than this on loopback is not the handler
 DRAIN_TIMEOUT = 300.0
 SQS_SENDS = ("sqs.SendMessage", "sqs.SendMessageBatch")
 
@@ -113,6 +115,7 @@ class Results:
     rows: list[Row] = field(default_factory=list)
     emulators: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
+    floor_ms: float | None = None
 
     def add(self, section: str, metric: str, value: str, note: str = "") -> None:
         self.rows.append(Row(section, metric, value, note))
@@ -398,6 +401,22 @@ def http_latency(stack: LocalStack, account: MailAccount, results: Results) -> N
                 f"max {max(samples):.1f} ms",
                 f"{HTTP_REQUESTS / elapsed():.0f} req/s sequential, one keep-alive session",
             )
+        # The local server's own floor: a route-less 404 answered without calling a function.
+        say(f"{HTTP_FLOOR_REQUESTS} x GET of an unknown route (server floor) ...")
+        floor: list[float] = []
+        for _ in range(HTTP_FLOOR_REQUESTS):
+            started = time.perf_counter()
+            reply = http.get(f"{stack.url}/v1/no-such-route", timeout=10)
+            floor.append((time.perf_counter() - started) * 1000)
+            if reply.status_code != 404:
+                raise BenchFailure(f"unknown route answered {reply.status_code}")
+    results.floor_ms = statistics.median(floor)
+    results.add(
+        section,
+        "GET unknown route (404, no function called)",
+        f"p50 {results.floor_ms:.1f} ms",
+        f"{HTTP_FLOOR_REQUESTS} requests on the same session: the local server's floor",
+    )
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -423,6 +442,21 @@ def machine() -> dict[str, str]:
         "RAM": ram,
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
     }
+
+
+def http_floor_note(floor_ms: float | None) -> list[str]:
+    if floor_ms is None or floor_ms < NAGLE_SUSPECT_MS:
+        return []
+    return [
+        f"**HTTP floor.** A 404 for an unknown route takes {floor_ms:.0f} ms on a keep-alive",
+        "connection although no function runs: the local server (`http.server`, HTTP/1.1)",
+        "sends the headers and the body in separate writes without `TCP_NODELAY`, so Nagle's",
+        "algorithm holds the body until the client's delayed ACK (about 40 ms on Linux).",
+        "Setting `disable_nagle_algorithm = True` on the handler class in",
+        "`infra/crmsync_local/http_api.py` removes it; until then, subtract the floor from the",
+        "route latencies above to see the handler's own time.",
+        "",
+    ]
 
 
 def write_doc(results: Results, started: datetime, wall: float) -> None:
@@ -482,6 +516,7 @@ def write_doc(results: Results, started: datetime, wall: float) -> None:
         f"   `requests.Session`, after {HTTP_WARMUP} unmeasured warm-up requests per route.",
         "   The sync-runs route reads one account's runs from DynamoDB Local.",
         "",
+        *http_floor_note(results.floor_ms),
         "Speed is reported, never asserted. The stack runs with `LogLevel=WARNING` so",
         "Powertools does not print a JSON line per record during the run.",
         "",

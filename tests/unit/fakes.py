@@ -17,7 +17,7 @@ from crmsync.models.events import DomainEvent
 from crmsync.models.jobs import SyncAccount
 from crmsync.models.pages import Page
 from crmsync.models.sync import SyncRun
-from crmsync.ports import DueAccount
+from crmsync.ports import DueAccount, QueuedSync
 from crmsync.store import keys
 from crmsync.store.cursor import decode_cursor, encode_cursor
 
@@ -137,8 +137,8 @@ class FakeJobQueue:
     def jobs(self) -> list[SyncAccount]:
         return [job for job, _ in self.sent]
 
-    def send_sync(self, job: SyncAccount, deduplication_id: str) -> None:
-        self.sent.append((job, deduplication_id))
+    def send_syncs(self, jobs: Sequence[QueuedSync]) -> None:
+        self.sent.extend((queued.job, queued.deduplication_id) for queued in jobs)
 
 
 class FakeEventPublisher:

@@ -12,10 +12,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from crmsync.clock import iso
-from crmsync.messaging.sqs import SqsJobQueue
+from crmsync.messaging.sqs import JobSendError, SqsJobQueue
 from crmsync.models.accounts import AccountState, MailAccount
 from crmsync.models.jobs import SyncAccount
-from crmsync.ports import DueAccount
+from crmsync.ports import DueAccount, QueuedSync
 from crmsync.services.polling import DispatchResult, PollDispatcher
 from crmsync.store.dynamodb import DynamoAccountRepository
 from crmsync.store.keys import poll_shard
@@ -244,14 +244,17 @@ def test_job_names_the_account_the_due_time_and_the_tick(
 
 
 class RecordingSqsClient:
-    """Stands in for boto3's SQS client: keeps the send_message arguments."""
+    """Stands in for boto3's SQS client: keeps each entry sent, with its queue URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, failed: list[dict[str, Any]] | None = None) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.batches: list[int] = []
+        self.failed = failed or []
 
-    def send_message(self, **kwargs: Any) -> dict[str, Any]:
-        self.messages.append(kwargs)
-        return {"MessageId": str(len(self.messages))}
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.batches.append(len(Entries))
+        self.messages.extend({"QueueUrl": QueueUrl, **entry} for entry in Entries)
+        return {"Successful": [], "Failed": self.failed}
 
 
 def test_sync_jobs_are_grouped_by_account_on_the_fifo_queue(
@@ -276,9 +279,37 @@ def test_sqs_deduplication_id_is_cut_to_the_128_character_limit() -> None:
     client = RecordingSqsClient()
     job = SyncAccount(job_id="j1", account_id="a1", company_id="c1", enqueued_at=NOW)
 
-    SqsJobQueue(client, QUEUE_URL).send_sync(job, "x" * 300)  # type: ignore[arg-type]
+    SqsJobQueue(client, QUEUE_URL).send_syncs(  # type: ignore[arg-type]
+        [QueuedSync(job=job, deduplication_id="x" * 300)]
+    )
 
     assert client.messages[0]["MessageDeduplicationId"] == "x" * 128
+
+
+def test_sync_jobs_go_out_in_batches_of_ten() -> None:
+    client = RecordingSqsClient()
+    jobs = [
+        QueuedSync(
+            job=SyncAccount(job_id=f"j{i}", account_id=f"a{i}", company_id="c1", enqueued_at=NOW),
+            deduplication_id=f"d{i}",
+        )
+        for i in range(23)
+    ]
+
+    SqsJobQueue(client, QUEUE_URL).send_syncs(jobs)  # type: ignore[arg-type]
+
+    assert client.batches == [10, 10, 3]
+    assert len({m["MessageDeduplicationId"] for m in client.messages}) == 23
+
+
+def test_a_refused_batch_entry_fails_the_dispatch() -> None:
+    client = RecordingSqsClient(failed=[{"Id": "0", "Code": "InternalError", "SenderFault": False}])
+    job = SyncAccount(job_id="j1", account_id="a1", company_id="c1", enqueued_at=NOW)
+
+    with pytest.raises(JobSendError):
+        SqsJobQueue(client, QUEUE_URL).send_syncs(  # type: ignore[arg-type]
+            [QueuedSync(job=job, deduplication_id="d1")]
+        )
 
 
 class StubTable:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from crmsync.models.jobs import SyncAccount
+from crmsync.ports import QueuedSync
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+SQS_BATCH_MAX = 10
+DEDUP_ID_MAX = 128
+
+
+class JobSendError(RuntimeError):
+    """SQS refused some entries of a batch."""
 
 
 class SqsJobQueue:
@@ -15,11 +23,19 @@ class SqsJobQueue:
         self._client = client
         self._sync_queue_url = sync_queue_url
 
-    def send_sync(self, job: SyncAccount, deduplication_id: str) -> None:
+    def send_syncs(self, jobs: Sequence[QueuedSync]) -> None:
         """One group per account: SQS FIFO then never hands two of its jobs out at once."""
-        self._client.send_message(
-            QueueUrl=self._sync_queue_url,
-            MessageBody=job.model_dump_json(),
-            MessageGroupId=job.account_id,
-            MessageDeduplicationId=deduplication_id[:128],
-        )
+        for start in range(0, len(jobs), SQS_BATCH_MAX):
+            entries: list[Any] = [
+                {
+                    "Id": str(index),
+                    "MessageBody": queued.job.model_dump_json(),
+                    "MessageGroupId": queued.job.account_id,
+                    "MessageDeduplicationId": queued.deduplication_id[:DEDUP_ID_MAX],
+                }
+                for index, queued in enumerate(jobs[start : start + SQS_BATCH_MAX])
+            ]
+            reply = self._client.send_message_batch(QueueUrl=self._sync_queue_url, Entries=entries)
+            if reply.get("Failed"):
+                codes = sorted({failure["Code"] for failure in reply["Failed"]})
+                raise JobSendError(f"{len(reply['Failed'])} sync jobs refused: {codes}")

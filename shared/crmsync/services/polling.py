@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from crmsync.clock import Clock, iso
 from crmsync.models.jobs import SyncAccount
-from crmsync.ports import AccountRepository, JobQueue
+from crmsync.ports import AccountRepository, JobQueue, QueuedSync
 
 
 @dataclass(frozen=True)
@@ -42,22 +42,22 @@ class PollDispatcher:
 
     def dispatch(self) -> DispatchResult:
         now = self._clock.now()
-        due = enqueued = lost = 0
+        due = lost = 0
+        claimed: list[QueuedSync] = []
         for shard in range(self._shard_count):
             for account in self._accounts.due(shard, now):
                 due += 1
                 if not self._accounts.claim_poll(account, now + self._lease):
                     lost += 1
                     continue
-                job_id = f"{account.account_id}:{account.next_poll_at}"
-                self._queue.send_sync(
-                    SyncAccount(
-                        job_id=job_id,
-                        account_id=account.account_id,
-                        company_id=account.company_id,
-                        enqueued_at=now,
-                    ),
-                    deduplication_id=f"{account.account_id}:{iso(now)}",
+                job = SyncAccount(
+                    job_id=f"{account.account_id}:{account.next_poll_at}",
+                    account_id=account.account_id,
+                    company_id=account.company_id,
+                    enqueued_at=now,
                 )
-                enqueued += 1
-        return DispatchResult(due=due, enqueued=enqueued, lost_claims=lost)
+                claimed.append(
+                    QueuedSync(job=job, deduplication_id=f"{account.account_id}:{iso(now)}")
+                )
+        self._queue.send_syncs(claimed)
+        return DispatchResult(due=due, enqueued=len(claimed), lost_claims=lost)
