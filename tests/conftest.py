@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.aws"]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.aws", "tests.fixtures.discovery"]

@@ -11,12 +11,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crmsync.errors import CrmSyncError
-from crmsync.http import status
+from crmsync.http import accounts, directory, status
 from crmsync.http.common import problem
 from crmsync.observability import logger, tracer
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(status.router)
+app.include_router(directory.router)
+app.include_router(accounts.router)
 
 
 @app.exception_handler(CrmSyncError)

@@ -48,7 +48,7 @@ def _sync_once() -> Callable[..., dict[str, Any]]:
         config=_idempotency_config(),
     )
     def sync(job: SyncAccount) -> dict[str, Any]:
-        return runtime.mail_sync().run(job).model_dump(mode="json")
+        return current_runtime().mail_sync().run(job).model_dump(mode="json")
 
     return sync
 

@@ -24,6 +24,7 @@ class Settings(BaseModel):
     poll_interval_seconds: int = Field(default=300, ge=30)
     poll_lease_seconds: int = Field(default=900, ge=60)
     runtime_info: dict[str, Any] = Field(default_factory=dict)
+    local_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -44,6 +45,9 @@ class Settings(BaseModel):
         ):
             if key in environ:
                 raw[name] = int(environ[key])
+        if raw["env"] == "local" and environ.get("CRMSYNC_LOCAL_CA_FILE"):
+            # Local mode only: trust the throw-away certificates of the local test servers.
+            raw["local_ca_file"] = environ["CRMSYNC_LOCAL_CA_FILE"]
         if "CRMSYNC_RUNTIME_INFO" in environ:
             raw["runtime_info"] = json.loads(environ["CRMSYNC_RUNTIME_INFO"])
         return cls.model_validate(raw)

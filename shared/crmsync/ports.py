@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from crmsync.models.accounts import MailAccount
 from crmsync.models.events import DomainEvent
 from crmsync.models.jobs import SyncAccount
 from crmsync.models.pages import Page
+from crmsync.models.servers import ConnectionProblem
 from crmsync.models.sync import SyncRun
 
 
@@ -23,10 +24,77 @@ class DueAccount(BaseModel):
     next_poll_at: str
 
 
+class FolderInfo(BaseModel):
+    """A mailbox folder as the server lists it; `special_use` like "\\Sent" (RFC 6154)."""
+
+    name: str
+    delimiter: str | None = None
+    flags: list[str] = Field(default_factory=list)
+    special_use: str | None = None
+
+
+class MailboxCheck(Protocol):
+    def verify(self, account: MailAccount, password: str) -> list[FolderInfo]:
+        """Log in for real (IMAP, and SMTP when configured) and list the folders.
+
+        Raises MailServerError with the problem in the user's words.
+        """
+        ...
+
+
+class PollReport(BaseModel):
+    """What one look at the mailbox found (the fetch itself comes with the sync feature)."""
+
+    folders_checked: int
+    messages_total: int = 0
+
+
+class MailboxPoller(Protocol):
+    def poll(self, account: MailAccount, password: str) -> PollReport:
+        """One login, then one STATUS per synced folder. Raises MailServerError."""
+        ...
+
+
+class AccountHealth(Protocol):
+    """How the sync reads credentials and reports the account's health."""
+
+    def password_for_sync(self, account: MailAccount) -> str: ...
+
+    def record_success(self, account: MailAccount) -> MailAccount: ...
+
+    def record_failure(self, account: MailAccount, problem: ConnectionProblem) -> MailAccount: ...
+
+
+class SecretBox(Protocol):
+    """Seals a password for storage; only the worker that logs in opens it."""
+
+    def seal(self, password: str, context: dict[str, str]) -> dict[str, Any]: ...
+
+    def open(self, sealed: dict[str, Any], context: dict[str, str]) -> str: ...
+
+
 class AccountRepository(Protocol):
     def get(self, company_id: str, account_id: str) -> MailAccount | None: ...
 
     def put(self, account: MailAccount, shard_count: int) -> None: ...
+
+    def create(
+        self, account: MailAccount, shard_count: int, credentials: dict[str, Any] | None
+    ) -> None: ...
+
+    def save(self, account: MailAccount, shard_count: int, expected_version: int) -> bool: ...
+
+    def save_credentials(
+        self, company_id: str, account_id: str, sealed: dict[str, Any]
+    ) -> None: ...
+
+    def load_credentials(self, company_id: str, account_id: str) -> dict[str, Any] | None: ...
+
+    def list_for_user(self, company_id: str, user_id: str) -> list[MailAccount]: ...
+
+    def list_for_company(self, company_id: str) -> list[MailAccount]: ...
+
+    def delete(self, company_id: str, account_id: str) -> int: ...
 
     def due(self, shard: int, now: datetime) -> Iterator[DueAccount]: ...
 

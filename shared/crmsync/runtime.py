@@ -13,11 +13,20 @@ from botocore.config import Config
 
 from crmsync.clock import Clock, SystemClock
 from crmsync.config import Settings
+from crmsync.mail.connect import ImapConnector, SmtpConnector
+from crmsync.mail.discovery import MailDiscovery
+from crmsync.mail.mailbox import ImapMailbox
 from crmsync.messaging.eventbridge import EventBridgePublisher
 from crmsync.messaging.sqs import SqsJobQueue
+from crmsync.security.credentials import KmsEnvelopeCipher
+from crmsync.security.network import HostGuard
+from crmsync.security.secret_box import SealedSecretBox
+from crmsync.services.accounts import AccountService
+from crmsync.services.directory import DirectoryService
 from crmsync.services.mail_sync import MailSync
 from crmsync.services.polling import PollDispatcher
 from crmsync.services.sync_status import SyncStatus
+from crmsync.store.directory import DynamoDirectoryRepository
 from crmsync.store.dynamodb import DynamoAccountRepository, DynamoSyncRunRepository
 from crmsync.store.health import DynamoHealthProbe
 
@@ -50,6 +59,10 @@ class Runtime:
         return DynamoSyncRunRepository(self.table)
 
     @cached_property
+    def directory_records(self) -> DynamoDirectoryRepository:
+        return DynamoDirectoryRepository(self.table)
+
+    @cached_property
     def events(self) -> EventBridgePublisher:
         return EventBridgePublisher(self.client("events"), _required(self.settings.event_bus_name))
 
@@ -66,6 +79,33 @@ class Runtime:
             lease=timedelta(seconds=self.settings.poll_lease_seconds),
         )
 
+    @cached_property
+    def mailbox(self) -> ImapMailbox:
+        guard = HostGuard(self.settings.env)
+        return ImapMailbox(
+            ImapConnector(guard), SmtpConnector(guard), cafile=self.settings.local_ca_file
+        )
+
+    @cached_property
+    def secrets(self) -> SealedSecretBox:
+        key_id = _required(self.settings.credentials_key_id)
+        return SealedSecretBox(KmsEnvelopeCipher(self.client("kms"), key_id))
+
+    def discovery(self) -> MailDiscovery:
+        return MailDiscovery.for_settings(self.settings)
+
+    def accounts_service(self) -> AccountService:
+        return AccountService(
+            self.accounts,
+            self.secrets,
+            self.mailbox,
+            self.jobs,
+            self.events,
+            self.clock,
+            shard_count=self.settings.poll_shards,
+            poll_interval=timedelta(seconds=self.settings.poll_interval_seconds),
+        )
+
     def mail_sync(self) -> MailSync:
         return MailSync(
             self.accounts,
@@ -73,6 +113,8 @@ class Runtime:
             self.events,
             self.clock,
             poll_interval=timedelta(seconds=self.settings.poll_interval_seconds),
+            mailbox=self.mailbox,
+            health=self.accounts_service(),
         )
 
     def health_probe(self) -> DynamoHealthProbe:
@@ -80,6 +122,9 @@ class Runtime:
 
     def sync_status(self) -> SyncStatus:
         return SyncStatus(self.accounts, self.sync_runs)
+
+    def directory(self) -> DirectoryService:
+        return DirectoryService(self.directory_records, self.clock)
 
 
 def _required(value: str | None) -> str:

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from crmsync.clock import iso
 from crmsync.models.accounts import MailAccount
 from crmsync.models.events import DomainEvent
 from crmsync.models.jobs import SyncAccount
 from crmsync.models.pages import Page
+from crmsync.models.servers import ConnectionProblem, MailServerError
 from crmsync.models.sync import SyncRun
-from crmsync.ports import DueAccount, QueuedSync
+from crmsync.ports import DueAccount, FolderInfo, PollReport, QueuedSync
 from crmsync.store import keys
 from crmsync.store.cursor import decode_cursor, encode_cursor
 
@@ -48,6 +50,7 @@ class FakeAccountRepository:
     def __init__(self) -> None:
         self._accounts: dict[tuple[str, str], MailAccount] = {}
         self._poll_index: dict[tuple[str, str], PollKeys] = {}
+        self.credentials: dict[tuple[str, str], dict[str, Any]] = {}
 
     def get(self, company_id: str, account_id: str) -> MailAccount | None:
         account = self._accounts.get((company_id, account_id))
@@ -92,6 +95,46 @@ class FakeAccountRepository:
         self._accounts[key] = self._accounts[key].model_copy(
             update={"last_synced_at": synced_at, "next_poll_at": next_poll_at}
         )
+
+    def create(
+        self, account: MailAccount, shard_count: int, credentials: dict[str, Any] | None
+    ) -> None:
+        key = (account.company_id, account.id)
+        if key in self._accounts:
+            raise AssertionError("create must never overwrite an account")
+        self.put(account, shard_count)
+        if credentials is not None:
+            self.credentials[key] = dict(credentials)
+
+    def save(self, account: MailAccount, shard_count: int, expected_version: int) -> bool:
+        stored = self._accounts.get((account.company_id, account.id))
+        if stored is None or stored.version != expected_version:
+            return False
+        self.put(account.model_copy(update={"version": expected_version + 1}), shard_count)
+        return True
+
+    def save_credentials(self, company_id: str, account_id: str, sealed: dict[str, Any]) -> None:
+        assert (company_id, account_id) in self._accounts
+        self.credentials[(company_id, account_id)] = dict(sealed)
+
+    def load_credentials(self, company_id: str, account_id: str) -> dict[str, Any] | None:
+        sealed = self.credentials.get((company_id, account_id))
+        return dict(sealed) if sealed else None
+
+    def list_for_user(self, company_id: str, user_id: str) -> list[MailAccount]:
+        return [
+            a for (c, _), a in self._accounts.items() if c == company_id and a.user_id == user_id
+        ]
+
+    def list_for_company(self, company_id: str) -> list[MailAccount]:
+        return [a for (c, _), a in self._accounts.items() if c == company_id]
+
+    def delete(self, company_id: str, account_id: str) -> int:
+        key = (company_id, account_id)
+        removed = int(self._accounts.pop(key, None) is not None)
+        removed += int(self.credentials.pop(key, None) is not None)
+        self._poll_index.pop(key, None)
+        return removed
 
     def poll_keys(self, company_id: str, account_id: str) -> PollKeys | None:
         """What the PollDue index holds for the account; None when it is not in the index."""
@@ -147,3 +190,57 @@ class FakeEventPublisher:
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
         self.events.extend(events)
+
+
+class FakeSecretBox:
+    """Reversible 'sealing' that, like KMS envelope encryption, refuses another context."""
+
+    def seal(self, password: str, context: dict[str, str]) -> dict[str, Any]:
+        return {"box": password[::-1], "context": dict(context)}
+
+    def open(self, sealed: dict[str, Any], context: dict[str, str]) -> str:
+        if sealed["context"] != context:
+            raise ValueError("sealed for another account")
+        return str(sealed["box"])[::-1]
+
+
+class FakeMailbox:
+    """A mail server with one password per login; `down` makes it unreachable."""
+
+    def __init__(self) -> None:
+        self.passwords: dict[str, str] = {}
+        self.down = False
+        self.folders = [
+            FolderInfo(name="INBOX", delimiter="/"),
+            FolderInfo(name="Sent", delimiter="/", flags=["\\Sent"], special_use="\\Sent"),
+        ]
+        self.polls = 0
+
+    def _login(self, account: MailAccount, password: str) -> None:
+        if self.down:
+            raise MailServerError(
+                ConnectionProblem(
+                    code="connection_refused",
+                    message="Nothing answers.",
+                    action="Check the server and port.",
+                )
+            )
+        if self.passwords.get(account.login) != password:
+            raise MailServerError(
+                ConnectionProblem(
+                    code="auth_failed",
+                    message="The mail server refused the user name or password.",
+                    action="If your provider uses "
+                    "two-factor authentication, create an app password and "
+                    "re-authenticate.",
+                )
+            )
+
+    def verify(self, account: MailAccount, password: str) -> list[FolderInfo]:
+        self._login(account, password)
+        return list(self.folders)
+
+    def poll(self, account: MailAccount, password: str) -> PollReport:
+        self._login(account, password)
+        self.polls += 1
+        return PollReport(folders_checked=len(self.folders))

@@ -9,11 +9,15 @@ import pytest
 from crmsync.clock import iso
 from crmsync.models.accounts import AccountState, MailAccount
 from crmsync.models.jobs import SyncAccount
+from crmsync.services.accounts import AccountService
 from crmsync.services.mail_sync import MailSync
 from tests.unit.fakes import (
     FakeAccountRepository,
     FakeClock,
     FakeEventPublisher,
+    FakeJobQueue,
+    FakeMailbox,
+    FakeSecretBox,
     FakeSyncRunRepository,
 )
 
@@ -22,6 +26,7 @@ ENQUEUED = NOW - timedelta(seconds=20)
 INTERVAL = timedelta(minutes=5)
 SHARDS = 8
 LEASED_UNTIL = NOW + timedelta(minutes=15)
+PASSWORD = "correct horse"
 
 
 def mail_account(state: AccountState = AccountState.ACTIVE) -> MailAccount:
@@ -55,10 +60,30 @@ def events() -> FakeEventPublisher:
 
 
 @pytest.fixture
+def mailbox() -> FakeMailbox:
+    server = FakeMailbox()
+    server.passwords["a1@example.com"] = PASSWORD
+    return server
+
+
+@pytest.fixture
 def sync(
-    accounts: FakeAccountRepository, runs: FakeSyncRunRepository, events: FakeEventPublisher
+    accounts: FakeAccountRepository,
+    runs: FakeSyncRunRepository,
+    events: FakeEventPublisher,
+    mailbox: FakeMailbox,
 ) -> MailSync:
-    return MailSync(accounts, runs, events, FakeClock(NOW), poll_interval=INTERVAL)
+    secrets = FakeSecretBox()
+    accounts.credentials[("c1", "a1")] = secrets.seal(
+        PASSWORD, {"company_id": "c1", "account_id": "a1"}
+    )
+    clock = FakeClock(NOW)
+    health = AccountService(
+        accounts, secrets, mailbox, FakeJobQueue(), events, clock, SHARDS, INTERVAL
+    )
+    return MailSync(
+        accounts, runs, events, clock, poll_interval=INTERVAL, mailbox=mailbox, health=health
+    )
 
 
 def test_run_on_an_active_account_records_one_ok_run(
@@ -171,3 +196,79 @@ def test_distinct_jobs_are_recorded_separately(
     sync.run(JOB.model_copy(update={"job_id": "a1:next", "enqueued_at": NOW}))
 
     assert sorted(run.id for run in runs.recorded) == ["a1:job", "a1:next"]
+
+
+def test_a_refused_password_moves_the_account_to_needs_reauth_and_out_of_polling(
+    accounts: FakeAccountRepository,
+    runs: FakeSyncRunRepository,
+    events: FakeEventPublisher,
+    mailbox: FakeMailbox,
+    sync: MailSync,
+) -> None:
+    accounts.put(mail_account(), SHARDS)
+    mailbox.passwords["a1@example.com"] = "changed on the server"
+
+    run = sync.run(JOB)
+
+    assert (run.outcome, run.detail) == ("failed", "auth_failed")
+    stored = accounts.get("c1", "a1")
+    assert stored is not None
+    assert stored.state == AccountState.NEEDS_REAUTH
+    assert stored.last_error is not None
+    assert "app password" in stored.last_error.action
+    assert accounts.poll_keys("c1", "a1") is None
+    changes = [e for e in events.events if e.detail_type == "account.state_changed"]
+    assert [(e.detail["from"], e.detail["to"]) for e in changes] == [("active", "needs_reauth")]
+
+
+def test_an_unreachable_server_backs_off_and_keeps_polling(
+    accounts: FakeAccountRepository, mailbox: FakeMailbox, sync: MailSync
+) -> None:
+    accounts.put(mail_account(), SHARDS)
+    mailbox.down = True
+
+    sync.run(JOB)
+    first = accounts.get("c1", "a1")
+    sync.run(JOB.model_copy(update={"job_id": "a1:job2"}))
+    second = accounts.get("c1", "a1")
+
+    assert first is not None
+    assert second is not None
+    assert first.state == second.state == AccountState.CONNECTION_ERROR
+    assert (first.failures, second.failures) == (1, 2)
+    assert first.next_poll_at is not None
+    assert second.next_poll_at is not None
+    assert first.next_poll_at >= NOW + INTERVAL
+    assert second.next_poll_at - NOW > first.next_poll_at - NOW - INTERVAL / 5
+    assert accounts.poll_keys("c1", "a1") is not None
+
+
+def test_the_next_good_poll_clears_the_connection_error(
+    accounts: FakeAccountRepository, mailbox: FakeMailbox, sync: MailSync
+) -> None:
+    accounts.put(mail_account(), SHARDS)
+    mailbox.down = True
+    sync.run(JOB)
+    mailbox.down = False
+
+    run = sync.run(JOB.model_copy(update={"job_id": "a1:job2"}))
+
+    stored = accounts.get("c1", "a1")
+    assert run.outcome == "ok"
+    assert stored is not None
+    assert (stored.state, stored.failures, stored.last_error) == (AccountState.ACTIVE, 0, None)
+
+
+def test_an_idle_healthy_poll_does_not_rewrite_the_account(
+    accounts: FakeAccountRepository, mailbox: FakeMailbox, sync: MailSync
+) -> None:
+    accounts.put(mail_account(), SHARDS)
+    before = accounts.get("c1", "a1")
+
+    sync.run(JOB)
+
+    after = accounts.get("c1", "a1")
+    assert before is not None
+    assert after is not None
+    assert after.version == before.version
+    assert mailbox.polls == 1

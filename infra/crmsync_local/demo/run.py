@@ -4,21 +4,25 @@ company whose account the scheduled sync picks up."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import boto3
 import caldav
+from pydantic import SecretStr
 
-from crmsync.models.accounts import MailAccount
-from crmsync.store.dynamodb import DynamoAccountRepository
+from crmsync.models.identity import Principal
+from crmsync.models.servers import ServerEndpoint
+from crmsync.runtime import current_runtime
+from crmsync.services.accounts import ConnectAccount
 from crmsync_local.demo.corpus import build_mailbox
 from crmsync_local.demo.model import DemoMailbox
 from crmsync_local.demo.seed import calendar_events, seed_mailbox
 from crmsync_local.testservers.dovecot import DovecotServer, MailUser
 from crmsync_local.testservers.radicale import CalUser, RadicaleServer
 from crmsync_local.testservers.smtp import SmtpServer
+from crmsync_local.testservers.tls import write_ca_bundle
 
 if TYPE_CHECKING:
     from crmsync_local.stack import LocalStack
@@ -59,7 +63,7 @@ class Demo:
         messages = self._seed_mail(mail_user, mailbox)
         cal_user = self.radicale.add_user(DEMO_LOGIN, DEMO_PASSWORD)
         events = self._seed_calendar(cal_user, now)
-        self._register_account(mail_user, now)
+        self._register_account(mail_user)
         self.summary = DemoSummary(mail_user, cal_user, messages, events)
         return self.summary
 
@@ -91,24 +95,27 @@ class Demo:
             calendar.save_event(ical.decode())
         return len(items)
 
-    def _register_account(self, user: MailUser, now: datetime) -> None:
-        """The demo account as the dispatcher sees it; connecting through the API (with
-        credentials, encrypted) comes with the accounts feature."""
-        table = boto3.resource("dynamodb").Table(self.stack.resource("MainTable"))
-        DynamoAccountRepository(table).put(
-            MailAccount(
-                id=DEMO_ACCOUNT,
-                company_id=DEMO_COMPANY,
-                user_id=DEMO_USER,
+    def _register_account(self, user: MailUser) -> None:
+        """Connect the demo mailbox the way a user would: a real login over TLS, the
+        password sealed with the local KMS key. The functions trust the throw-away
+        certificates of the demo servers through CRMSYNC_LOCAL_CA_FILE (local mode only)."""
+        bundle = write_ca_bundle(
+            [self.dovecot.cafile, self.smtp.cafile],
+            self.stack.options.state_dir / "demo-ca-bundle.pem",
+        )
+        os.environ["CRMSYNC_LOCAL_CA_FILE"] = str(bundle)
+        current_runtime.cache_clear()
+        owner = Principal(user_id=DEMO_USER, company_id=DEMO_COMPANY, role="user", email=user.email)
+        current_runtime().accounts_service().connect(
+            owner,
+            ConnectAccount(
                 email=user.email,
-                created_at=now,
-                next_poll_at=now,
+                password=SecretStr(DEMO_PASSWORD),
+                username=user.username,
+                imap=ServerEndpoint(host="localhost", port=self.dovecot.ssl_port, security="ssl"),
+                smtp=ServerEndpoint(host="localhost", port=self.smtp.port, security="starttls"),
             ),
-            shard_count=int(
-                self.stack.functions["PollDispatcherFunction"].environment.get(
-                    "CRMSYNC_POLL_SHARDS", "8"
-                )
-            ),
+            account_id=DEMO_ACCOUNT,
         )
 
     def describe(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+import uuid
 from pathlib import Path
 
 from cryptography import x509
@@ -23,7 +24,14 @@ def make_self_signed_cert(directory: str | Path, hostname: str = "localhost") ->
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    # A unique subject per certificate: several of them in one CA bundle must not collide
+    # when OpenSSL looks the issuer up by name.
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"crmsync test {uuid.uuid4().hex}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, hostname),
+        ]
+    )
     dns_names = dict.fromkeys([hostname, "localhost"])
     san: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     san.append(x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")))
@@ -81,3 +89,9 @@ def server_ssl_context(certfile: str | Path, keyfile: str | Path) -> ssl.SSLCont
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(certfile), str(keyfile))
     return context
+
+
+def write_ca_bundle(certificates: list[Path], destination: Path) -> Path:
+    """One PEM file trusting several throw-away test certificates."""
+    destination.write_text("".join(cert.read_text() for cert in certificates))
+    return destination

@@ -1,11 +1,15 @@
-"""Mail account records as far as polling needs them (connect/settings come with accounts)."""
+"""Mail accounts: connection settings, personal sync settings, state and the last error."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crmsync.models.servers import ConnectionProblem, ServerEndpoint
 
 
 class AccountState(StrEnum):
@@ -23,12 +27,93 @@ class AccountState(StrEnum):
         return self in {AccountState.ACTIVE, AccountState.SYNCING, AccountState.CONNECTION_ERROR}
 
 
+class AccountKind(StrEnum):
+    IMAP = "imap"
+    EXCHANGE = "exchange"
+
+
+SyncStart = Literal["now", "1_month", "3_months", "6_months", "1_year"]
+
+
+class SyncSettings(BaseModel):
+    """What the user chose for this account (SPEC S2, S3, S9, L2, L4, T3, I6)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folders: Literal["all", "selected"] = "all"
+    selected_folders: list[str] = Field(default_factory=list, max_length=200)
+    sync_start: SyncStart = "now"
+    historical_scope: Literal["all_people", "crm_contacts"] = "all_people"
+    sharing_default: Literal["private", "shared"] = "private"
+    deal_linking: Literal["automatic", "manual"] = "automatic"
+    track_opens: bool = True
+    track_clicks: bool = True
+    archive_sync_back: bool = False
+    delete_sync_back: bool = False
+    email_links: Literal["crm", "mail_app"] = "crm"
+
+
+class SyncSettingsPatch(BaseModel):
+    """A partial update of SyncSettings: only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folders: Literal["all", "selected"] | None = None
+    selected_folders: list[str] | None = Field(default=None, max_length=200)
+    sync_start: SyncStart | None = None
+    historical_scope: Literal["all_people", "crm_contacts"] | None = None
+    sharing_default: Literal["private", "shared"] | None = None
+    deal_linking: Literal["automatic", "manual"] | None = None
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
+    archive_sync_back: bool | None = None
+    delete_sync_back: bool | None = None
+    email_links: Literal["crm", "mail_app"] | None = None
+
+
+_EXCHANGE_USER = re.compile(r"^(?:[^@\s\\]+@[^@\s\\]+\.[^@\s\\]+|[A-Za-z0-9._-]+\\[^@\s\\]+)$")
+
+
+class ExchangeSettings(BaseModel):
+    """Exchange on-premises: the user name may differ from the address (SPEC E3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: str | None = Field(default=None, max_length=253)
+    username: str
+
+    @field_validator("username")
+    @classmethod
+    def _username_format(cls, value: str) -> str:
+        if not _EXCHANGE_USER.match(value):
+            raise ValueError("use user@domain.com or DOMAIN\\user")
+        return value
+
+
+class LastError(ConnectionProblem):
+    at: datetime
+
+
 class MailAccount(BaseModel):
     id: str = Field(min_length=1)
     company_id: str = Field(min_length=1)
     user_id: str = Field(min_length=1)
     email: str
+    kind: AccountKind = AccountKind.IMAP
+    username: str | None = None
+    imap: ServerEndpoint | None = None
+    smtp: ServerEndpoint | None = None
+    exchange: ExchangeSettings | None = None
+    settings: SyncSettings = Field(default_factory=SyncSettings)
     state: AccountState = AccountState.ACTIVE
+    last_error: LastError | None = None
+    state_changed_at: datetime | None = None
+    failures: int = 0
+    version: int = 0
     created_at: datetime
     next_poll_at: datetime | None = None
     last_synced_at: datetime | None = None
+
+    @property
+    def login(self) -> str:
+        return self.username or self.email

@@ -1,7 +1,9 @@
 """One run of the mail sync for one account.
 
-This first cut records the run, reschedules the account and tells the CRM; the mailbox work
-(IMAP/EWS fetch, checkpoints) plugs in here behind a port with the sync feature.
+It logs in and looks at every synced folder (one STATUS each), moves the account's state
+on failure (a refused password stops polling until re-authentication; a connection error
+backs off), records the run, reschedules and tells the CRM. Fetching, checkpoints and
+processing plug in behind the MailboxPoller port with the sync feature.
 """
 
 from __future__ import annotations
@@ -9,10 +11,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from crmsync.clock import Clock
+from crmsync.models.accounts import AccountKind
 from crmsync.models.events import DomainEvent
 from crmsync.models.jobs import SyncAccount
+from crmsync.models.servers import MailServerError
 from crmsync.models.sync import SyncRun
-from crmsync.ports import AccountRepository, EventPublisher, SyncRunRepository
+from crmsync.ports import (
+    AccountHealth,
+    AccountRepository,
+    EventPublisher,
+    MailboxPoller,
+    SyncRunRepository,
+)
 
 
 class MailSync:
@@ -23,7 +33,11 @@ class MailSync:
         events: EventPublisher,
         clock: Clock,
         poll_interval: timedelta,
+        mailbox: MailboxPoller,
+        health: AccountHealth,
     ) -> None:
+        self._mailbox = mailbox
+        self._health = health
         self._accounts = accounts
         self._runs = runs
         self._events = events
@@ -36,13 +50,28 @@ class MailSync:
         if account is None or not account.state.polls:
             detail = "account removed" if account is None else f"account is {account.state}"
             return self._finish(job, started, "skipped", detail)
+        if account.kind != AccountKind.IMAP:
+            return self._finish(job, started, "skipped", f"no {account.kind} adapter yet")
+        try:
+            report = self._mailbox.poll(account, self._health.password_for_sync(account))
+        except MailServerError as exc:
+            self._health.record_failure(account, exc.problem)
+            return self._finish(job, started, "failed", exc.problem.code)
+        self._health.record_success(account)
         finished = self._clock.now()
         self._accounts.finish_poll(
             job.company_id, job.account_id, finished, finished + self._poll_interval
         )
-        return self._finish(job, started, "ok", "")
+        return self._finish(job, started, "ok", "", report.folders_checked)
 
-    def _finish(self, job: SyncAccount, started: datetime, outcome: str, detail: str) -> SyncRun:
+    def _finish(
+        self,
+        job: SyncAccount,
+        started: datetime,
+        outcome: str,
+        detail: str,
+        folders_checked: int = 0,
+    ) -> SyncRun:
         finished = self._clock.now()
         run = SyncRun.model_validate(
             {
@@ -54,6 +83,7 @@ class MailSync:
                 "detail": detail,
                 "started_at": started,
                 "finished_at": finished,
+                "folders_checked": folders_checked,
             }
         )
         # Announce before recording: a crash in between repeats the event (consumers dedupe on

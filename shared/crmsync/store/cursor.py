@@ -17,8 +17,14 @@ def encode_cursor(last_key: Mapping[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, expected_pk: str) -> dict[str, Any] | None:
-    """Decode a cursor and refuse one that points into another partition."""
+def decode_cursor(
+    cursor: str | None, expected_pk: str, partition_key: str = "PK"
+) -> dict[str, Any] | None:
+    """Decode a cursor and refuse one that points into another partition.
+
+    `partition_key` names the attribute that holds the partition: `PK` on the base table,
+    the index's partition attribute (`GSI1PK`, `GSI2PK`) for a query on a GSI.
+    """
     if not cursor:
         return None
     try:
@@ -26,6 +32,6 @@ def decode_cursor(cursor: str | None, expected_pk: str) -> dict[str, Any] | None
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailedError("The cursor is not valid.") from exc
-    if not isinstance(key, dict) or key.get("PK") != expected_pk:
+    if not isinstance(key, dict) or key.get(partition_key) != expected_pk:
         raise ValidationFailedError("The cursor is not valid.")
     return key

@@ -40,11 +40,116 @@ class DynamoAccountRepository:
         return MailAccount.model_validate(item["data"]) if item else None
 
     def put(self, account: MailAccount, shard_count: int) -> None:
+        self._table.put_item(Item=self._item(account, shard_count))
+
+    def create(
+        self, account: MailAccount, shard_count: int, credentials: dict[str, Any] | None
+    ) -> None:
+        """Account and its sealed credentials in one transaction; never overwrites.
+
+        The table resource's client serialises Python values itself (boto3 injects it)."""
+        pk = keys.account_pk(account.company_id, account.id)
+        writes: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._table.name,
+                    "Item": self._item(account, shard_count),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            }
+        ]
+        if credentials is not None:
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": self._table.name,
+                        "Item": {"PK": pk, "SK": keys.CREDENTIALS_SK, "sealed": credentials},
+                    }
+                }
+            )
+        self._table.meta.client.transact_write_items(TransactItems=writes)
+
+    def save(self, account: MailAccount, shard_count: int, expected_version: int) -> bool:
+        """Replace the account iff nobody else saved it since we read it."""
+        try:
+            self._table.put_item(
+                Item=self._item(
+                    account.model_copy(update={"version": expected_version + 1}), shard_count
+                ),
+                ConditionExpression="#d.version = :v",
+                ExpressionAttributeNames={"#d": "data"},
+                ExpressionAttributeValues={":v": expected_version},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def save_credentials(self, company_id: str, account_id: str, sealed: dict[str, Any]) -> None:
+        self._table.put_item(
+            Item={
+                "PK": keys.account_pk(company_id, account_id),
+                "SK": keys.CREDENTIALS_SK,
+                "sealed": sealed,
+            },
+            ConditionExpression="attribute_exists(PK)",
+        )
+
+    def load_credentials(self, company_id: str, account_id: str) -> dict[str, Any] | None:
+        item = self._table.get_item(
+            Key={"PK": keys.account_pk(company_id, account_id), "SK": keys.CREDENTIALS_SK},
+            ConsistentRead=True,
+        ).get("Item")
+        return dict(item["sealed"]) if item else None  # type: ignore[arg-type]
+
+    def list_for_user(self, company_id: str, user_id: str) -> list[MailAccount]:
+        return self._query_index("GSI1", "GSI1PK", keys.user_accounts_gsi1pk(company_id, user_id))
+
+    def list_for_company(self, company_id: str) -> list[MailAccount]:
+        return self._query_index("GSI2", "GSI2PK", keys.company_accounts_gsi2pk(company_id))
+
+    def _query_index(self, index: str, key: str, value: str) -> list[MailAccount]:
+        query: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": Key(key).eq(value),
+        }
+        found: list[MailAccount] = []
+        while True:
+            page = self._table.query(**query)
+            found += [MailAccount.model_validate(item["data"]) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return found
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def delete(self, company_id: str, account_id: str) -> int:
+        """Remove the account, its credentials and its sync state (the whole account
+        partition). Synced mail lives in its own partitions and stays."""
+        pk = keys.account_pk(company_id, account_id)
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("PK").eq(pk),
+            "ProjectionExpression": "PK, SK",
+        }
+        removed = 0
+        with self._table.batch_writer() as batch:
+            while True:
+                page = self._table.query(**query)
+                for item in page["Items"]:
+                    batch.delete_item(Key={"PK": item["PK"], "SK": item["SK"]})
+                    removed += 1
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return removed
+
+    def _item(self, account: MailAccount, shard_count: int) -> dict[str, Any]:
         item: dict[str, Any] = {
             "PK": keys.account_pk(account.company_id, account.id),
             "SK": keys.ACCOUNT_SK,
             "GSI1PK": keys.user_accounts_gsi1pk(account.company_id, account.user_id),
             "GSI1SK": f"ACCOUNT#{account.id}",
+            "GSI2PK": keys.company_accounts_gsi2pk(account.company_id),
+            "GSI2SK": f"ACCOUNT#{account.id}",
             "kind": "mail_account",
             "account_id": account.id,
             "company_id": account.company_id,
@@ -54,7 +159,7 @@ class DynamoAccountRepository:
             # Sparse index: only accounts that poll carry the PollDue keys.
             item["poll_shard"] = keys.poll_shard(account.id, shard_count)
             item["next_poll_at"] = iso(account.next_poll_at)
-        self._table.put_item(Item=item)
+        return item
 
     def due(self, shard: int, now: datetime) -> Iterator[DueAccount]:
         query: dict[str, Any] = {

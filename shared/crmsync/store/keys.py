@@ -11,6 +11,11 @@ def account_pk(company_id: str, account_id: str) -> str:
 
 
 ACCOUNT_SK = "ACCOUNT"
+CREDENTIALS_SK = "CREDENTIALS"
+
+
+def company_accounts_gsi2pk(company_id: str) -> str:
+    return f"COMPANY#{company_id}#ACCOUNTS"
 
 
 def user_accounts_gsi1pk(company_id: str, user_id: str) -> str:

@@ -1,0 +1,1 @@
+"""Mail: provider presets and discovery, and talking to users' IMAP/SMTP servers."""

@@ -1,0 +1,68 @@
+"""The accounts' and the sync's view of an IMAP/SMTP mailbox, on the real connectors."""
+
+from __future__ import annotations
+
+from crmsync.mail.connect import ImapConnector, SmtpConnector
+from crmsync.models.accounts import MailAccount
+from crmsync.models.servers import ConnectionProblem, MailServerError, ServerEndpoint
+from crmsync.ports import FolderInfo, PollReport
+
+STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
+NOT_SELECTABLE = "\\Noselect"
+
+
+class ImapMailbox:
+    def __init__(self, imap: ImapConnector, smtp: SmtpConnector, cafile: str | None = None) -> None:
+        self._imap = imap
+        self._smtp = smtp
+        self._cafile = cafile
+
+    def verify(self, account: MailAccount, password: str) -> list[FolderInfo]:
+        imap, smtp = _servers(account)
+        info = self._imap.login_check(imap, account.login, password, cafile=self._cafile)
+        if smtp is not None:
+            self._smtp.login_check(smtp, account.login, password, cafile=self._cafile)
+        return info.folders
+
+    def poll(self, account: MailAccount, password: str) -> PollReport:
+        """One login, one LIST, then one STATUS per synced folder."""
+        imap, _ = _servers(account)
+        with self._imap.session(imap, account.login, password, cafile=self._cafile) as client:
+            listed = [
+                name
+                for flags, _, name in client.list_folders()
+                if NOT_SELECTABLE.encode() not in flags and b"\\NoSelect" not in flags
+            ]
+            wanted = _synced(account, listed)
+            total = 0
+            for folder in wanted:
+                status = client.folder_status(folder, STATUS_ITEMS)
+                total += int(status.get(b"MESSAGES", 0))
+        return PollReport(folders_checked=len(wanted), messages_total=total)
+
+
+def _synced(account: MailAccount, listed: list[str]) -> list[str]:
+    if account.settings.folders == "all":
+        return listed
+    missing = [f for f in account.settings.selected_folders if f not in listed]
+    if missing:
+        raise MailServerError(
+            ConnectionProblem(
+                code="folder_missing",
+                message=f"The selected folder {missing[0]!r} no longer exists on the server.",
+                action="Choose the folders to sync again in the account's settings.",
+            )
+        )
+    return [f for f in listed if f in account.settings.selected_folders]
+
+
+def _servers(account: MailAccount) -> tuple[ServerEndpoint, ServerEndpoint | None]:
+    if account.imap is None:
+        raise MailServerError(
+            ConnectionProblem(
+                code="server_error",
+                message="This account has no IMAP server configured.",
+                action="Remove the account and connect it again with its server settings.",
+            )
+        )
+    return account.imap, account.smtp
