@@ -7,9 +7,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import crmsync
 from crmsync.errors import CrmSyncError
 from crmsync.http import accounts, directory, status
 from crmsync.http.common import problem
@@ -19,6 +21,23 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(status.router)
 app.include_router(directory.router)
 app.include_router(accounts.router)
+
+
+app.configure_openapi(
+    title="crmsync",
+    version=crmsync.__version__,
+    summary="Email and calendar sync engine for a CRM",
+    security_schemes={"bearer": HTTPBearer(bearerFormat="JWT")},
+    security=[{"bearer": []}],
+)
+
+
+@app.get("/v1/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    """The OpenAPI document, generated from the routes and their pydantic models."""
+    return Response(
+        status_code=200, content_type="application/json", body=app.get_openapi_json_schema()
+    )
 
 
 @app.exception_handler(CrmSyncError)
@@ -33,6 +52,13 @@ def _invalid_request(exc: RequestValidationError) -> Response[str]:
         for err in exc.errors()
     )
     return problem(422, "Invalid request", details)
+
+
+@app.exception_handler(ValueError)
+def _unreadable_body(exc: ValueError) -> Response[str]:
+    """Powertools raises ValueError for a body it cannot parse (e.g. a form without its
+    boundary); that is the client's mistake, not a server error."""
+    return problem(400, "Invalid request", "Send the request body as application/json.")
 
 
 @app.not_found

@@ -155,6 +155,11 @@ class LocalHttpApi:
             qs[key] = f"{qs[key]},{value}" if key in qs else value
         content_type = headers.get("content-type", "")
         is_text = not body or any(content_type.startswith(t) for t in TEXT_TYPES)
+        if is_text:
+            try:
+                body.decode()
+            except UnicodeDecodeError:
+                is_text = False  # not valid text after all: hand it over base64-encoded
         now = datetime.now(UTC)
         context: dict[str, Any] = {
             "accountId": ACCOUNT,
@@ -225,7 +230,12 @@ class LocalHttpApi:
                     (time.perf_counter() - started) * 1000,
                 )
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the router: API Gateway answers an unknown method
+                # on a path with 404, never 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
