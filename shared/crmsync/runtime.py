@@ -22,6 +22,7 @@ from crmsync.security.credentials import KmsEnvelopeCipher
 from crmsync.security.network import HostGuard
 from crmsync.security.secret_box import SealedSecretBox
 from crmsync.services.accounts import AccountService
+from crmsync.services.diagnostics import AccountDiagnostics
 from crmsync.services.directory import DirectoryService
 from crmsync.services.mail_sync import MailSync
 from crmsync.services.polling import PollDispatcher
@@ -105,6 +106,9 @@ class Runtime:
             shard_count=self.settings.poll_shards,
             poll_interval=timedelta(seconds=self.settings.poll_interval_seconds),
         )
+
+    def diagnostics(self) -> AccountDiagnostics:
+        return AccountDiagnostics(self.accounts_service(), self.sync_runs, self.mailbox, self.clock)
 
     def mail_sync(self) -> MailSync:
         return MailSync(

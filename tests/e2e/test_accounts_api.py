@@ -193,3 +193,15 @@ def test_no_other_company_or_colleague_reaches_the_account(
         assert client("GET", "/v1/mail-accounts").json()["items"] == []
     assert admin("GET", path).status_code == 200
     assert admin("POST", f"{path}/stop").status_code == 403
+
+
+def test_discovery_answers_the_preset_of_a_known_provider(owner: Client) -> None:
+    reply = owner("GET", "/v1/mail-accounts/discover?email=someone@gmail.com")
+    assert reply.status_code == 200, reply.text
+    found = reply.json()
+    assert (found["found"], found["source"], found["provider_id"]) == (True, "preset", "gmail")
+    assert found["imap"] == {"host": "imap.gmail.com", "port": 993, "security": "ssl"}
+    assert owner("GET", "/v1/mail-accounts/discover?email=not-an-address").status_code in (
+        400,
+        422,
+    )

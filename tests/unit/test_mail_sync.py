@@ -272,3 +272,35 @@ def test_an_idle_healthy_poll_does_not_rewrite_the_account(
     assert after is not None
     assert after.version == before.version
     assert mailbox.polls == 1
+
+
+def test_a_connection_error_lasting_three_days_needs_attention_but_keeps_polling(
+    accounts: FakeAccountRepository,
+    mailbox: FakeMailbox,
+    sync: MailSync,
+    events: FakeEventPublisher,
+) -> None:
+    accounts.put(mail_account(), SHARDS)
+    mailbox.down = True
+    sync.run(JOB)
+    clock = sync._clock
+    assert isinstance(clock, FakeClock)
+
+    clock.advance(timedelta(days=2))
+    sync.run(JOB.model_copy(update={"job_id": "a1:job2"}))
+    still = accounts.get("c1", "a1")
+    clock.advance(timedelta(days=1, minutes=1))
+    sync.run(JOB.model_copy(update={"job_id": "a1:job3"}))
+    late = accounts.get("c1", "a1")
+
+    assert still is not None
+    assert late is not None
+    assert still.state == AccountState.CONNECTION_ERROR
+    assert late.state == AccountState.NEEDS_ATTENTION
+    assert accounts.poll_keys("c1", "a1") is not None
+    moves = [
+        (e.detail["from"], e.detail["to"])
+        for e in events.events
+        if e.detail_type == "account.state_changed"
+    ]
+    assert moves == [("active", "connection_error"), ("connection_error", "needs_attention")]

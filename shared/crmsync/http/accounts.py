@@ -15,6 +15,7 @@ from crmsync.models.pages import Page
 from crmsync.ports import FolderInfo
 from crmsync.runtime import current_runtime
 from crmsync.services.accounts import ConnectAccount, Reauthenticate
+from crmsync.services.diagnostics import Diagnosis
 
 router = new_router()
 
@@ -92,3 +93,9 @@ def folders(account_id: str) -> Page[FolderInfo]:
     return Page[FolderInfo](
         items=current_runtime().accounts_service().folders(caller(router), account_id)
     )
+
+
+@router.get("/v1/mail-accounts/<account_id>/diagnostics")
+def diagnostics(account_id: str) -> Diagnosis:
+    """Runs the help articles' troubleshooting checklist against the real server."""
+    return current_runtime().diagnostics().diagnose(caller(router), account_id)

@@ -18,11 +18,18 @@ class ImapMailbox:
         self._cafile = cafile
 
     def verify(self, account: MailAccount, password: str) -> list[FolderInfo]:
-        imap, smtp = _servers(account)
-        info = self._imap.login_check(imap, account.login, password, cafile=self._cafile)
+        folders = self.check_imap(account, password)
+        self.check_smtp(account, password)
+        return folders
+
+    def check_imap(self, account: MailAccount, password: str) -> list[FolderInfo]:
+        imap, _ = _servers(account)
+        return self._imap.login_check(imap, account.login, password, cafile=self._cafile).folders
+
+    def check_smtp(self, account: MailAccount, password: str) -> None:
+        _, smtp = _servers(account)
         if smtp is not None:
             self._smtp.login_check(smtp, account.login, password, cafile=self._cafile)
-        return info.folders
 
     def poll(self, account: MailAccount, password: str) -> PollReport:
         """One login, one LIST, then one STATUS per synced folder."""

@@ -18,13 +18,19 @@ class AccountState(StrEnum):
     SYNCING = "syncing"
     NEEDS_REAUTH = "needs_reauth"
     CONNECTION_ERROR = "connection_error"
+    NEEDS_ATTENTION = "needs_attention"
     PERMISSION_DENIED = "permission_denied"
     STOPPED = "stopped"
 
     @property
     def polls(self) -> bool:
-        """Whether the dispatcher keeps scheduling this account."""
-        return self in {AccountState.ACTIVE, AccountState.SYNCING, AccountState.CONNECTION_ERROR}
+        """Whether the dispatcher keeps scheduling this account (errors at a backed-off pace)."""
+        return self in {
+            AccountState.ACTIVE,
+            AccountState.SYNCING,
+            AccountState.CONNECTION_ERROR,
+            AccountState.NEEDS_ATTENTION,
+        }
 
 
 class AccountKind(StrEnum):

@@ -37,6 +37,8 @@ from crmsync.ports import (
 from crmsync.services.sync_status import visible_account
 
 MAX_BACKOFF = timedelta(hours=1)
+# A connection error that lasts this long is no longer "transient": the user must look.
+ATTENTION_AFTER = timedelta(days=3)
 SAVE_ATTEMPTS = 3
 
 
@@ -246,7 +248,14 @@ class AccountService:
         failures = account.failures + 1
         backoff = min(MAX_BACKOFF, self._interval * (2 ** min(failures - 1, 6)))
         jitter = timedelta(seconds=random.uniform(0, backoff.total_seconds() / 5))  # noqa: S311
-        moved = self._moved(account, AccountState.CONNECTION_ERROR, error)
+        failing_since = account.state_changed_at or account.created_at
+        lasting = account.state in {AccountState.CONNECTION_ERROR, AccountState.NEEDS_ATTENTION}
+        target = (
+            AccountState.NEEDS_ATTENTION
+            if lasting and self._clock.now() - failing_since >= ATTENTION_AFTER
+            else AccountState.CONNECTION_ERROR
+        )
+        moved = self._moved(account, target, error)
         return moved.model_copy(
             update={"failures": failures, "next_poll_at": self._clock.now() + backoff + jitter}
         )
@@ -292,6 +301,10 @@ class AccountService:
                 return saved
             current = self._accounts.get(account.company_id, account.id)
         raise ConflictError("The account changed meanwhile; try again.")
+
+    def owned(self, principal: Principal, account_id: str) -> MailAccount:
+        """The account if the caller owns it (admins may read, not use, others' mailboxes)."""
+        return self._owned(principal, account_id)
 
     def _owned(self, principal: Principal, account_id: str) -> MailAccount:
         account = visible_account(self._accounts, principal, account_id)
