@@ -87,6 +87,7 @@ def test_run_serves_health_syncs_the_demo_and_stops_everything(tmp_path: Path) -
         assert set(health["runtime"]["emulators"]) == {"dynamodb_local", "moto"}
         assert re.fullmatch(r"\d+\.\d+\.\d+", health["runtime"]["emulators"]["dynamodb_local"])
         assert "331 messages" in banner
+        assert re.search(r"CRM +15 organizations, 33 persons, 21 deals", banner), banner
 
         token = re.search(r"export USER_TOKEN=(\S+)", banner)
         assert token is not None
@@ -99,6 +100,12 @@ def test_run_serves_health_syncs_the_demo_and_stops_everything(tmp_path: Path) -
                 timeout=10,
             ).json()["items"]
             time.sleep(0.5)
+        persons = requests.get(
+            f"http://127.0.0.1:{port}/v1/persons?limit=100",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+            timeout=10,
+        ).json()["items"]
+        assert len(persons) == 33
         assert runs, "the demo account was never synced"
         assert runs[0]["outcome"] == "ok"
 

@@ -7,11 +7,21 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import caldav
 from pydantic import SecretStr
 
+from crmsync.models.deals import Deal, DealCreate
+from crmsync.models.directory import (
+    Organization,
+    OrganizationCreate,
+    Person,
+    PersonCreate,
+    User,
+    UserCreate,
+)
 from crmsync.models.identity import Principal
 from crmsync.models.servers import ServerEndpoint
 from crmsync.runtime import current_runtime
@@ -31,6 +41,7 @@ log = logging.getLogger("local_stack.demo")
 
 DEMO_COMPANY = "demo-company"
 DEMO_USER = "demo-user"
+DEMO_ADMIN = "demo-admin"
 DEMO_ACCOUNT = "demo-account"
 DEMO_LOGIN = "alex"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - a throw-away local mailbox
@@ -43,6 +54,7 @@ class DemoSummary:
     cal_user: CalUser
     messages: int
     events: int
+    records: dict[str, int]
 
 
 class Demo:
@@ -64,7 +76,8 @@ class Demo:
         cal_user = self.radicale.add_user(DEMO_LOGIN, DEMO_PASSWORD)
         events = self._seed_calendar(cal_user, now)
         self._register_account(mail_user)
-        self.summary = DemoSummary(mail_user, cal_user, messages, events)
+        records = self._seed_directory(mailbox, mail_user)
+        self.summary = DemoSummary(mail_user, cal_user, messages, events, records)
         return self.summary
 
     def stop(self) -> None:
@@ -118,6 +131,58 @@ class Demo:
             account_id=DEMO_ACCOUNT,
         )
 
+    def _seed_directory(self, mailbox: DemoMailbox, user: MailUser) -> dict[str, int]:
+        """The CRM side the demo mail belongs to: users, organizations, persons, deals."""
+        directory = current_runtime().directory()
+        admin = Principal(user_id=DEMO_ADMIN, company_id=DEMO_COMPANY, role="admin")
+        owner = Principal(user_id=DEMO_USER, company_id=DEMO_COMPANY, role="user")
+        directory.create(
+            admin,
+            User,
+            UserCreate(id=DEMO_ADMIN, name="Dana Admin", email=f"dana@{DEMO_DOMAIN}", role="admin"),
+        )
+        directory.create(
+            admin, User, UserCreate(id=DEMO_USER, name=mailbox.owner_name, email=user.email)
+        )
+        organizations = {
+            org.name: directory.create(
+                owner, Organization, OrganizationCreate(name=org.name, domain=org.domain)
+            ).id
+            for org in mailbox.organizations
+        }
+        persons: dict[str, str] = {}
+        for person in mailbox.people:
+            created = directory.create(
+                owner,
+                Person,
+                PersonCreate(
+                    name=person.name,
+                    emails=list(person.emails),
+                    organization_id=organizations.get(person.organization),
+                ),
+            )
+            persons.update(dict.fromkeys(person.emails, created.id))
+        for deal in mailbox.deals:
+            directory.create(
+                owner,
+                Deal,
+                DealCreate.model_validate(
+                    {
+                        "title": deal.title,
+                        "value": Decimal(deal.value),
+                        "currency": deal.currency,
+                        "status": deal.status,
+                        "person_id": persons.get(deal.person_email),
+                        "organization_id": organizations.get(deal.organization),
+                    }
+                ),
+            )
+        return {
+            "organizations": len(organizations),
+            "persons": len(mailbox.people),
+            "deals": len(mailbox.deals),
+        }
+
     def describe(self) -> list[str]:
         assert self.summary is not None
         s = self.summary
@@ -132,8 +197,10 @@ class Demo:
             f"SMTPS 127.0.0.1:{self.smtp.ssl_port}",
             f"  calendar   {s.events} events at {self.radicale.url}{DEMO_LOGIN}/work/ "
             f"(user {DEMO_LOGIN}, password {DEMO_PASSWORD})",
-            f"  account    {DEMO_ACCOUNT} of {DEMO_USER} in {DEMO_COMPANY}: polled on the "
-            "schedule (first tick a few seconds after start)",
+            f"  account    {DEMO_ACCOUNT} of {DEMO_USER} in {DEMO_COMPANY}: connected over "
+            "TLS, polled on the schedule (first tick two seconds after start)",
+            f"  CRM        {s.records['organizations']} organizations, {s.records['persons']} "
+            f"persons, {s.records['deals']} deals (GET /v1/persons, /v1/deals)",
             f"  export USER_TOKEN={user_token}",
             f'  curl -s -H "Authorization: Bearer $USER_TOKEN" '
             f"{self.stack.url}/v1/mail-accounts/{DEMO_ACCOUNT}/sync-runs",
