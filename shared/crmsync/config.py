@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class Settings(BaseModel):
@@ -23,6 +23,8 @@ class Settings(BaseModel):
     poll_shards: int = Field(default=8, ge=1, le=64)
     poll_interval_seconds: int = Field(default=300, ge=30)
     poll_lease_seconds: int = Field(default=900, ge=60)
+    # SPEC E7: synced data of an account inactive (or removed) this long is purged.
+    retention_days: int = Field(default=30, ge=0, le=3650)
     runtime_info: dict[str, Any] = Field(default_factory=dict)
     local_ca_file: str | None = None
 
@@ -42,6 +44,7 @@ class Settings(BaseModel):
             ("poll_shards", "CRMSYNC_POLL_SHARDS"),
             ("poll_interval_seconds", "CRMSYNC_POLL_INTERVAL_SECONDS"),
             ("poll_lease_seconds", "CRMSYNC_POLL_LEASE_SECONDS"),
+            ("retention_days", "CRMSYNC_RETENTION_DAYS"),
         ):
             if key in environ:
                 raw[name] = int(environ[key])
@@ -51,3 +54,11 @@ class Settings(BaseModel):
         if "CRMSYNC_RUNTIME_INFO" in environ:
             raw["runtime_info"] = json.loads(environ["CRMSYNC_RUNTIME_INFO"])
         return cls.model_validate(raw)
+
+    @model_validator(mode="after")
+    def _purge_not_at_once_in_production(self) -> Settings:
+        # 0 days lets a local run purge what it just stopped; in production it would purge
+        # every stopped account's data at the next sweep.
+        if self.env == "production" and self.retention_days < 1:
+            raise ValueError("CRMSYNC_RETENTION_DAYS must be at least 1 in production")
+        return self

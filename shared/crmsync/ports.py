@@ -12,6 +12,7 @@ from crmsync.models.accounts import MailAccount
 from crmsync.models.events import DomainEvent
 from crmsync.models.jobs import SyncAccount
 from crmsync.models.pages import Page
+from crmsync.models.retention import PurgeReason, PurgeRecord
 from crmsync.models.servers import ConnectionProblem
 from crmsync.models.sync import SyncRun
 
@@ -94,7 +95,12 @@ class AccountRepository(Protocol):
 
     def list_for_company(self, company_id: str) -> list[MailAccount]: ...
 
-    def delete(self, company_id: str, account_id: str) -> int: ...
+    def delete(
+        self, company_id: str, account_id: str, shard_count: int, removed_at: datetime
+    ) -> int:
+        """Remove the account and its sync state; its synced data waits for the retention
+        sweep, which starts counting at `removed_at`."""
+        ...
 
     def due(self, shard: int, now: datetime) -> Iterator[DueAccount]: ...
 
@@ -115,6 +121,38 @@ class SyncRunRepository(Protocol):
     def list(
         self, company_id: str, account_id: str, limit: int, cursor: str | None
     ) -> Page[SyncRun]: ...
+
+
+class PurgeDue(BaseModel):
+    """An account whose synced data is due for the retention sweep, as PollDue returns it.
+
+    `since` is the index's sort key as seen: a purge only releases the keys it saw."""
+
+    company_id: str
+    account_id: str
+    reason: PurgeReason
+    since: str
+
+
+class RetentionRepository(Protocol):
+    def due(self, shard: int, inactive_before: datetime) -> Iterator[PurgeDue]:
+        """Accounts inactive (or removed) since before `inactive_before`; one Query a page."""
+        ...
+
+    def still_due(self, due: PurgeDue) -> bool:
+        """Re-read consistently: False when the account was resumed or changed meanwhile."""
+        ...
+
+    def purge(self, company_id: str, account_id: str) -> dict[str, int]:
+        """Delete the account's synced data; how many items of each kind went."""
+        ...
+
+    def record(self, record: PurgeRecord) -> None: ...
+
+    def release(self, due: PurgeDue, purged_at: datetime) -> bool:
+        """Take the account out of the retention shards iff the keys are still the ones
+        seen, so its data is not purged twice; False when they changed meanwhile."""
+        ...
 
 
 class QueuedSync(BaseModel):

@@ -26,10 +26,12 @@ from crmsync.services.diagnostics import AccountDiagnostics
 from crmsync.services.directory import DirectoryService
 from crmsync.services.mail_sync import MailSync
 from crmsync.services.polling import PollDispatcher
+from crmsync.services.retention import RetentionSweeper
 from crmsync.services.sync_status import SyncStatus
 from crmsync.store.directory import DynamoDirectoryRepository
 from crmsync.store.dynamodb import DynamoAccountRepository, DynamoSyncRunRepository
 from crmsync.store.health import DynamoHealthProbe
+from crmsync.store.retention import DynamoRetentionRepository
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -60,6 +62,10 @@ class Runtime:
         return DynamoSyncRunRepository(self.table)
 
     @cached_property
+    def retention(self) -> DynamoRetentionRepository:
+        return DynamoRetentionRepository(self.table)
+
+    @cached_property
     def directory_records(self) -> DynamoDirectoryRepository:
         return DynamoDirectoryRepository(self.table)
 
@@ -78,6 +84,15 @@ class Runtime:
             self.clock,
             shard_count=self.settings.poll_shards,
             lease=timedelta(seconds=self.settings.poll_lease_seconds),
+        )
+
+    def retention_sweeper(self) -> RetentionSweeper:
+        return RetentionSweeper(
+            self.retention,
+            self.events,
+            self.clock,
+            shard_count=self.settings.poll_shards,
+            after=timedelta(days=self.settings.retention_days),
         )
 
     @cached_property

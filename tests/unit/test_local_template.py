@@ -148,5 +148,8 @@ def test_real_template_functions_resolve_against_local_names() -> None:
     routes = {r.route_key: r.authorized for r in collect_routes(template, functions)}
     assert routes["GET /health"] is False
     assert routes["GET /v1/mail-accounts/{account_id}/sync-runs"] is True
-    (schedule,) = collect_schedules(functions)
+    schedules = {s.name: s for s in collect_schedules(functions)}
+    assert set(schedules) == {"PollDispatcherFunction.Every", "MaintenanceFunction.Daily"}
+    schedule = schedules["PollDispatcherFunction.Every"]
     assert (schedule.function.logical_id, schedule.interval) == ("PollDispatcherFunction", 60)
+    assert schedules["MaintenanceFunction.Daily"].interval == 86400

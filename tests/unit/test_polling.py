@@ -338,7 +338,12 @@ def test_dynamo_claim_is_conditional_on_the_seen_time_and_the_poll_index() -> No
     condition = update["ConditionExpression"]
     assert "next_poll_at = :seen" in condition
     assert "attribute_exists(poll_shard)" in condition
-    assert update["ExpressionAttributeValues"] == {":lease": iso(NOW + LEASE), ":seen": iso(NOW)}
+    assert "NOT begins_with(poll_shard, :purge)" in condition  # never the retention shards
+    assert update["ExpressionAttributeValues"] == {
+        ":lease": iso(NOW + LEASE),
+        ":seen": iso(NOW),
+        ":purge": "purge-",
+    }
 
 
 def test_dynamo_claim_lost_to_a_condition_returns_false() -> None:

@@ -32,6 +32,18 @@ class AccountState(StrEnum):
             AccountState.NEEDS_ATTENTION,
         }
 
+    @property
+    def inactive(self) -> bool:
+        """Whether the retention clock runs (SPEC E7): nothing syncs until the user acts.
+
+        `connecting` is not inactive: an Exchange account waits for its adapter, not for the
+        user, and has nothing synced to purge."""
+        return self in {
+            AccountState.STOPPED,
+            AccountState.NEEDS_REAUTH,
+            AccountState.PERMISSION_DENIED,
+        }
+
 
 class AccountKind(StrEnum):
     IMAP = "imap"
@@ -119,7 +131,20 @@ class MailAccount(BaseModel):
     created_at: datetime
     next_poll_at: datetime | None = None
     last_synced_at: datetime | None = None
+    # When the retention sweep last purged the synced data (SPEC E7); the account stays.
+    data_purged_at: datetime | None = None
 
     @property
     def login(self) -> str:
         return self.username or self.email
+
+    @property
+    def inactive_since(self) -> datetime | None:
+        """When the retention clock started; None while the account syncs or once the data
+        of this inactive spell was purged (a later change must not purge it twice)."""
+        if not self.state.inactive:
+            return None
+        since = self.state_changed_at or self.created_at
+        if self.data_purged_at is not None and self.data_purged_at > since:
+            return None
+        return since

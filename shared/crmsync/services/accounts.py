@@ -207,7 +207,7 @@ class AccountService:
     def remove(self, principal: Principal, account_id: str) -> None:
         """Credentials and sync state go; synced mail stays (SPEC E6)."""
         account = self._owned(principal, account_id)
-        self._accounts.delete(account.company_id, account.id)
+        self._accounts.delete(account.company_id, account.id, self._shards, self._clock.now())
         self._events.publish([self._event("account.removed", account, {})])
 
     def sync_now(self, principal: Principal, account_id: str) -> SyncAccount:

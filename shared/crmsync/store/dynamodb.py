@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 POLL_DUE_INDEX = "PollDue"
 SYNC_RUN_TTL_SECONDS = 30 * 24 * 3600
+RETENTION_MARKER_KIND = "retention_marker"
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -122,9 +123,23 @@ class DynamoAccountRepository:
                 return found
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def delete(self, company_id: str, account_id: str) -> int:
+    def delete(
+        self, company_id: str, account_id: str, shard_count: int, removed_at: datetime
+    ) -> int:
         """Remove the account, its credentials and its sync state (the whole account
-        partition). Synced mail lives in its own partitions and stays."""
+        partition). Synced mail lives in its own partitions and stays until the retention
+        sweep purges it: the marker written first keys that purge (SPEC E6, E7)."""
+        self._table.put_item(
+            Item={
+                "PK": keys.retention_pk(company_id),
+                "SK": keys.retention_marker_sk(account_id),
+                "kind": RETENTION_MARKER_KIND,
+                "account_id": account_id,
+                "company_id": company_id,
+                "poll_shard": keys.purge_shard(account_id, shard_count),
+                "next_poll_at": iso(removed_at),
+            }
+        )
         pk = keys.account_pk(company_id, account_id)
         query: dict[str, Any] = {
             "KeyConditionExpression": Key("PK").eq(pk),
@@ -155,10 +170,15 @@ class DynamoAccountRepository:
             "company_id": account.company_id,
             "data": account.model_dump(mode="json"),
         }
+        inactive_since = account.inactive_since
         if account.state.polls and account.next_poll_at is not None:
             # Sparse index: only accounts that poll carry the PollDue keys.
             item["poll_shard"] = keys.poll_shard(account.id, shard_count)
             item["next_poll_at"] = iso(account.next_poll_at)
+        elif inactive_since is not None:
+            # The retention sweep's shards; the sort key is when the 30-day clock started.
+            item["poll_shard"] = keys.purge_shard(account.id, shard_count)
+            item["next_poll_at"] = iso(inactive_since)
         return item
 
     def due(self, shard: int, now: datetime) -> Iterator[DueAccount]:
@@ -184,8 +204,13 @@ class DynamoAccountRepository:
             self._table.update_item(
                 Key={"PK": keys.account_pk(due.company_id, due.account_id), "SK": keys.ACCOUNT_SK},
                 UpdateExpression="SET next_poll_at = :lease",
-                ConditionExpression="next_poll_at = :seen AND attribute_exists(poll_shard)",
-                ExpressionAttributeValues={":lease": iso(lease_until), ":seen": due.next_poll_at},
+                ConditionExpression="next_poll_at = :seen AND attribute_exists(poll_shard) "
+                "AND NOT begins_with(poll_shard, :purge)",
+                ExpressionAttributeValues={
+                    ":lease": iso(lease_until),
+                    ":seen": due.next_poll_at,
+                    ":purge": keys.PURGE_SHARD_PREFIX,
+                },
             )
         except ClientError as exc:
             if _conditional_failed(exc):
@@ -201,16 +226,19 @@ class DynamoAccountRepository:
                 Key={"PK": keys.account_pk(company_id, account_id), "SK": keys.ACCOUNT_SK},
                 UpdateExpression="SET next_poll_at = :next, #d.last_synced_at = :synced, "
                 "#d.next_poll_at = :next_json",
-                ConditionExpression="attribute_exists(poll_shard)",
+                ConditionExpression="attribute_exists(poll_shard) "
+                "AND NOT begins_with(poll_shard, :purge)",
                 ExpressionAttributeNames={"#d": "data"},
                 ExpressionAttributeValues={
+                    ":purge": keys.PURGE_SHARD_PREFIX,
                     ":next": iso(next_poll_at),
                     ":synced": synced_at.isoformat(),
                     ":next_json": next_poll_at.isoformat(),
                 },
             )
         except ClientError as exc:
-            # The account stopped polling while it synced: leave it out of the index.
+            # The account stopped polling while it synced: leave it out of the index (or in
+            # the retention shards, where a poll time would restart its clock).
             if not _conditional_failed(exc):
                 raise
 

@@ -27,8 +27,36 @@ def sync_run_sk(started_key: str, run_id: str) -> str:
 
 
 SYNC_RUN_PREFIX = "RUN#"
+FOLDER_PREFIX = "FOLDER#"
 
 
 def poll_shard(account_id: str, shard_count: int) -> str:
     """Spread due accounts over shards so no single index partition gets hot."""
     return f"{zlib.crc32(account_id.encode()) % shard_count:02d}"
+
+
+# PollDue shards of accounts whose synced data waits for the retention sweep (SPEC E7): the
+# dispatcher asks for shards "00".."NN" exactly, so it never sees these.
+PURGE_SHARD_PREFIX = "purge-"
+
+
+def purge_shard(account_id: str, shard_count: int) -> str:
+    return PURGE_SHARD_PREFIX + poll_shard(account_id, shard_count)
+
+
+def retention_pk(company_id: str) -> str:
+    """Markers of removed accounts whose synced data is purged later."""
+    return f"COMPANY#{company_id}#RETENTION"
+
+
+def retention_marker_sk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
+
+
+def purges_pk(company_id: str) -> str:
+    """The kept record of every purge of a company."""
+    return f"COMPANY#{company_id}#PURGES"
+
+
+def purge_record_sk(purged_key: str, account_id: str) -> str:
+    return f"{purged_key}#{account_id}"

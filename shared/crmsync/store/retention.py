@@ -1,0 +1,184 @@
+"""DynamoDB adapter of the retention sweep (SPEC E7): who is due, the purge, the record.
+
+Accounts that wait for the sweep sit in the PollDue index under `purge-NN` shards (written by
+DynamoAccountRepository: an inactive account's item, or the marker a removal leaves), so
+finding them is one Query per shard, never a Scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from crmsync.clock import iso
+from crmsync.models.retention import PurgeRecord
+from crmsync.ports import PurgeDue
+from crmsync.store import keys
+from crmsync.store.dynamodb import POLL_DUE_INDEX, RETENTION_MARKER_KIND
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+PURGE_RECORD_KIND = "purge_record"
+KeyFinder = Callable[["Table", str, str], Iterator[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class SyncedData:
+    """One kind of an account's synced data, and how to find the keys of its items.
+
+    The hook for the sync feature: it adds its kinds to SYNCED_DATA (threads and their
+    messages through GSI1 `COMPANY#c#ACCOUNT#a#THREADS`, UID maps through the folder
+    checkpoints, Message-ID refs, raw mail in S3 through the purge port). Kinds are purged
+    in order, so a kind that is found through another kind's items (UID maps need the
+    folder ids of the checkpoints) comes before that kind.
+    """
+
+    name: str
+    keys_of: KeyFinder
+
+
+def in_account_partition(sort_key_prefix: str) -> KeyFinder:
+    """Items of the account's own partition whose sort key starts with the prefix."""
+
+    def find(table: Table, company_id: str, account_id: str) -> Iterator[dict[str, Any]]:
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("PK").eq(keys.account_pk(company_id, account_id))
+            & Key("SK").begins_with(sort_key_prefix),
+            "ProjectionExpression": "PK, SK",
+        }
+        while True:
+            page = table.query(**query)
+            for item in page["Items"]:
+                yield {"PK": item["PK"], "SK": item["SK"]}
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    return find
+
+
+# What there is to purge today; sync runs also expire by TTL 30 days after they finished.
+SYNCED_DATA: tuple[SyncedData, ...] = (
+    SyncedData("sync_runs", in_account_partition(keys.SYNC_RUN_PREFIX)),
+    SyncedData("folder_checkpoints", in_account_partition(keys.FOLDER_PREFIX)),
+)
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
+
+
+class DynamoRetentionRepository:
+    def __init__(self, table: Table, synced_data: Sequence[SyncedData] = SYNCED_DATA) -> None:
+        self._table = table
+        self._synced_data = tuple(synced_data)
+
+    def due(self, shard: int, inactive_before: datetime) -> Iterator[PurgeDue]:
+        query: dict[str, Any] = {
+            "IndexName": POLL_DUE_INDEX,
+            "KeyConditionExpression": Key("poll_shard").eq(f"{keys.PURGE_SHARD_PREFIX}{shard:02d}")
+            & Key("next_poll_at").lte(iso(inactive_before)),
+        }
+        while True:
+            page = self._table.query(**query)
+            for item in page["Items"]:
+                yield PurgeDue(
+                    company_id=str(item["company_id"]),
+                    account_id=str(item["account_id"]),
+                    reason="removed" if item.get("kind") == RETENTION_MARKER_KIND else "inactive",
+                    since=str(item["next_poll_at"]),
+                )
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def still_due(self, due: PurgeDue) -> bool:
+        item = self._table.get_item(
+            Key=self._key(due),
+            ConsistentRead=True,
+            ProjectionExpression="poll_shard, next_poll_at",
+        ).get("Item")
+        return (
+            item is not None
+            and str(item.get("poll_shard", "")).startswith(keys.PURGE_SHARD_PREFIX)
+            and item.get("next_poll_at") == due.since
+        )
+
+    def purge(self, company_id: str, account_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._table.batch_writer() as batch:
+            for kind in self._synced_data:
+                counts[kind.name] = 0
+                for key in kind.keys_of(self._table, company_id, account_id):
+                    batch.delete_item(Key=key)
+                    counts[kind.name] += 1
+        return counts
+
+    def record(self, record: PurgeRecord) -> None:
+        """Kept without TTL: the record that the data was purged outlives the data."""
+        self._table.put_item(
+            Item={
+                "PK": keys.purges_pk(record.company_id),
+                "SK": keys.purge_record_sk(iso(record.purged_at), record.account_id),
+                "kind": PURGE_RECORD_KIND,
+                "account_id": record.account_id,
+                "data": record.model_dump(mode="json"),
+            }
+        )
+
+    def list_records(self, company_id: str) -> list[PurgeRecord]:
+        """A company's purge records, oldest first (operators and tests)."""
+        query: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(keys.purges_pk(company_id))}
+        found: list[PurgeRecord] = []
+        while True:
+            page = self._table.query(**query)
+            found += [PurgeRecord.model_validate(item["data"]) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return found
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def release(self, due: PurgeDue, purged_at: datetime) -> bool:
+        seen = {":purge": keys.PURGE_SHARD_PREFIX, ":seen": due.since}
+        condition = "begins_with(poll_shard, :purge) AND next_poll_at = :seen"
+        try:
+            if due.reason == "removed":
+                self._table.delete_item(
+                    Key=self._key(due),
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=seen,
+                )
+            else:
+                # The account stays; the version bump makes a concurrent read-modify-write
+                # re-read it, so it cannot put back the keys of a purged spell.
+                self._table.update_item(
+                    Key=self._key(due),
+                    UpdateExpression="REMOVE poll_shard, next_poll_at "
+                    "SET #d.data_purged_at = :at, #d.version = #d.version + :one",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#d": "data"},
+                    ExpressionAttributeValues={
+                        **seen,
+                        ":at": purged_at.isoformat(),
+                        ":one": 1,
+                    },
+                )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _key(due: PurgeDue) -> dict[str, str]:
+        if due.reason == "removed":
+            return {
+                "PK": keys.retention_pk(due.company_id),
+                "SK": keys.retention_marker_sk(due.account_id),
+            }
+        return {"PK": keys.account_pk(due.company_id, due.account_id), "SK": keys.ACCOUNT_SK}
