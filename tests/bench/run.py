@@ -22,24 +22,30 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import requests
 from boto3.dynamodb.conditions import Attr
+from pydantic import SecretStr
 
-from crmsync.models.accounts import AccountState, MailAccount
+from crmsync.models.accounts import MailAccount
+from crmsync.models.identity import Principal
+from crmsync.models.servers import ServerEndpoint
 from crmsync.runtime import current_runtime
-from crmsync.store.dynamodb import DynamoAccountRepository
+from crmsync.services.accounts import ConnectAccount
 from crmsync_local.stack import REPO_ROOT, Emulators, LocalStack, StackOptions
+from crmsync_local.testservers.dovecot import DovecotServer
 from crmsync_local.testservers.net import free_port
+from crmsync_local.testservers.smtp import SmtpServer
+from crmsync_local.testservers.tls import write_ca_bundle
 
 SCHEDULE = "PollDispatcherFunction.Every"
 COMMAND = "make bench"
 DOC_PATH = REPO_ROOT / "docs" / "benchmarks.md"
-ACCOUNTS = 500
+ACCOUNTS = 200
 COMPANIES = 50
 IDLE_REPEATS = 10  # idle ticks after the first one, for a median
 HTTP_REQUESTS = 300
@@ -210,30 +216,39 @@ def cold_tick(stack: LocalStack, counter: CallCounter, results: Results) -> int:
     return queries
 
 
-def seed(stack: LocalStack, shard_count: int, results: Results) -> list[MailAccount]:
-    say(f"seeding {ACCOUNTS} due accounts across {COMPANIES} companies ...")
-    now = datetime.now(UTC)
-    repo = DynamoAccountRepository(boto3.resource("dynamodb").Table(stack.resource("MainTable")))
-    accounts = [
-        MailAccount(
-            id=f"acc-{i:04d}",
-            company_id=f"co-{i % COMPANIES:03d}",
-            user_id=f"user-{i:04d}",
-            email=f"user-{i:04d}@example.com",
-            state=AccountState.ACTIVE,
-            created_at=now,
-            next_poll_at=now - timedelta(minutes=1),
-        )
-        for i in range(ACCOUNTS)
-    ]
+def seed(
+    stack: LocalStack, dovecot: DovecotServer, smtp: SmtpServer, results: Results
+) -> list[MailAccount]:
+    """Real mailboxes, connected through the accounts service (a real IMAP + SMTP login each,
+    credentials sealed with the local KMS key), so every sync in the pipeline logs in."""
+    say(f"connecting {ACCOUNTS} Dovecot mailboxes across {COMPANIES} companies ...")
+    service = current_runtime().accounts_service()
+    accounts = []
     with timer() as elapsed:
-        for account in accounts:
-            repo.put(account, shard_count=shard_count)
+        for i in range(ACCOUNTS):
+            user = dovecot.add_user(f"user-{i:04d}@{dovecot.domain}", f"password-{i:04d}")
+            owner = Principal(
+                user_id=f"user-{i:04d}", company_id=f"co-{i % COMPANIES:03d}", role="user"
+            )
+            accounts.append(
+                service.connect(
+                    owner,
+                    ConnectAccount(
+                        email=user.email,
+                        password=SecretStr(user.password),
+                        imap=ServerEndpoint(
+                            host="localhost", port=dovecot.ssl_port, security="ssl"
+                        ),
+                        smtp=ServerEndpoint(host="localhost", port=smtp.port, security="starttls"),
+                    ),
+                    account_id=f"acc-{i:04d}",
+                )
+            )
     results.add(
         "Dispatch + sync",
-        "Seeding (PutItem, sequential, not part of the pipeline)",
+        "Connecting (real IMAP + SMTP login each; not part of the pipeline)",
         f"{elapsed():.2f} s",
-        f"{ACCOUNTS / elapsed():.0f} items/s",
+        f"{ACCOUNTS / elapsed():.0f} accounts/s",
     )
     return accounts
 
@@ -496,16 +511,20 @@ def write_doc(results: Results, started: datetime, wall: float) -> None:
         "1. **Stack start**: DynamoDB Local and moto server started (in parallel), the",
         "   template provisioned on them (tables, queues, buckets, bus), HTTP API server and",
         "   queue pollers started, then every handler module imported.",
-        f"2. **Dispatch + sync**: {ACCOUNTS} active accounts across {COMPANIES} companies are",
-        "   seeded due, then the `PollDispatcherFunction.Every` schedule is fired once by",
+        f"2. **Dispatch + sync**: {ACCOUNTS} Dovecot mailboxes across {COMPANIES} companies",
+        "   are connected through the accounts service (a real IMAP + SMTP login each, the",
+        "   password sealed with the local KMS key), so they are due at once; then the",
+        "   `PollDispatcherFunction.Every` schedule is fired once by",
         "   hand. The dispatcher queries the PollDue index shard by shard, claims each",
         "   account with a conditional update and sends one `SyncAccount` job to the sync",
         "   FIFO queue; the poller hands the jobs to `MailSyncFunction` one at a time",
         "   (BatchSize 1), while the dispatcher is still sending (one process, one GIL).",
+        "   Each sync opens the sealed password (KMS Decrypt), logs in over verified TLS,",
+        "   lists the folders and runs one STATUS per folder (6 folders per mailbox).",
         "   `drain()` returns once the queues have been empty with no poller busy for two",
         "   rounds (about 0.2 s of polling granularity). The runs are then counted with a",
         "   DynamoDB scan; the bench fails if any account has no run or a run is not `ok`.",
-        "   Seeding is timed but is not part of the pipeline figure.",
+        "   Connecting is timed but is not part of the pipeline figure.",
         "3. **Idle tick**: the schedule fired again right after, when no account is due. AWS",
         "   calls are counted with a botocore `before-call` hook on boto3's default session",
         "   (the handlers' clients inherit it), counting only the dispatcher's thread. The",
@@ -531,6 +550,7 @@ def main() -> int:
     results = Results()
     with timer() as wall, tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
         stack, emulators = start_stack(results, Path(tmp) / "state")
+        servers: list[DovecotServer | SmtpServer] = []
         try:
             counter = install_counter()
             shard_count = current_runtime().settings.poll_shards
@@ -540,12 +560,20 @@ def main() -> int:
                 "Stage": "bench",
             }
             cold_tick(stack, counter, results)
-            accounts = seed(stack, shard_count, results)
+            dovecot = DovecotServer().start()
+            smtp = SmtpServer(dovecot).start()
+            servers.extend([smtp, dovecot])
+            bundle = write_ca_bundle([dovecot.cafile, smtp.cafile], Path(tmp) / "ca.pem")
+            os.environ["CRMSYNC_LOCAL_CA_FILE"] = str(bundle)
+            current_runtime.cache_clear()
+            accounts = seed(stack, dovecot, smtp, results)
             pipeline(stack, counter, accounts, results)
             idle_ticks(stack, counter, shard_count, results)
             http_latency(stack, accounts[0], results)
         finally:
             say("stopping the stack ...")
+            for server in servers:
+                server.stop()
             stack.stop()
             emulators.stop()
         total = wall()
