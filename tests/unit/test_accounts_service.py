@@ -193,3 +193,13 @@ def test_a_state_change_from_a_stale_read_is_retried_on_fresh_data(world: World)
     assert moved.state == AccountState.CONNECTION_ERROR
     assert moved.settings.track_opens is False  # the other writer's change survived
     assert moved.version == 2
+
+
+def test_a_reauthentication_that_cannot_reach_the_server_is_a_connection_error(
+    world: World,
+) -> None:
+    account_id = world.connect()
+    world.mailbox.down = True
+    with pytest.raises(MailServerError):
+        world.service.reauthenticate(OWNER, account_id, Reauthenticate())
+    assert world.service.get(OWNER, account_id).state == AccountState.CONNECTION_ERROR

@@ -189,7 +189,11 @@ class AccountService:
                 self._mailbox.verify(account, password)
             except MailServerError as exc:
                 problem = exc.problem
-                self._change(principal, account_id, lambda a: self._failed(a, problem, auth=True))
+                self._change(
+                    principal,
+                    account_id,
+                    lambda a: self._failed(a, problem, auth=problem.code == "auth_failed"),
+                )
                 raise
         if request.password:
             self._accounts.save_credentials(
