@@ -42,7 +42,7 @@ def openapi() -> Response[str]:
 
 @app.exception_handler(CrmSyncError)
 def _domain_error(exc: CrmSyncError) -> Response[str]:
-    return problem(exc.status, exc.title, str(exc))
+    return problem(exc.status, exc.title, str(exc), exc.extensions())
 
 
 @app.exception_handler(RequestValidationError)

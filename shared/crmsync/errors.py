@@ -7,6 +7,10 @@ class CrmSyncError(Exception):
     status = 500
     title = "Internal error"
 
+    def extensions(self) -> dict[str, str]:
+        """Extra members of the problem document (RFC 7807 allows them)."""
+        return {}
+
 
 class NotFoundError(CrmSyncError):
     status = 404

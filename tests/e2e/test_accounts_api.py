@@ -88,6 +88,8 @@ def test_a_wrong_password_is_refused_with_a_clear_problem_and_nothing_stored(
     assert reply.status_code == 422
     assert reply.headers["content-type"] == "application/problem+json"
     assert "refused the user name or password" in reply.json()["detail"]
+    assert reply.json()["code"] == "auth_failed"
+    assert "app password" in reply.json()["action"]
     assert owner("GET", "/v1/mail-accounts").json()["items"] == []
 
 
@@ -99,6 +101,7 @@ def test_a_port_where_nothing_listens_is_a_connection_problem_and_nothing_stored
     reply = owner("POST", "/v1/mail-accounts", body)
     assert reply.status_code == 422
     assert str(body["imap"]["port"]) in reply.json()["detail"]
+    assert reply.json()["code"] == "connection_refused"
     assert owner("GET", "/v1/mail-accounts").json()["items"] == []
 
 

@@ -34,14 +34,15 @@ def new_router() -> APIGatewayHttpRouter:
     return APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 
 
-def problem(status: int, title: str, detail: str) -> Response[str]:
-    """An RFC 7807 problem document."""
+def problem(
+    status: int, title: str, detail: str, extensions: dict[str, str] | None = None
+) -> Response[str]:
+    """An RFC 7807 problem document; `extensions` adds members (e.g. a stable `code`)."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return Response(
         status_code=status,
         content_type=PROBLEM_JSON,
-        body=json.dumps(
-            {"type": "about:blank", "title": title, "status": status, "detail": detail}
-        ),
+        body=json.dumps({**(extensions or {}), **body}),
     )
 
 

@@ -39,3 +39,6 @@ class MailServerError(CrmSyncError):
     def __init__(self, problem: ConnectionProblem) -> None:
         super().__init__(f"{problem.message} {problem.action}".strip())
         self.problem = problem
+
+    def extensions(self) -> dict[str, str]:
+        return {"code": self.problem.code, "action": self.problem.action}
