@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 
 class ServerStartError(RuntimeError):
@@ -87,3 +88,19 @@ def read_log(path: Path, limit: int = 20_000) -> str:
     except FileNotFoundError:
         return "(no log written)"
     return data[-limit:].decode("utf-8", "replace")
+
+
+class Lifecycle:
+    """`with server:` for anything that has start() and stop()."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

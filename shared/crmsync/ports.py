@@ -47,7 +47,7 @@ class PollReport(BaseModel):
     """What one look at the mailbox found (the fetch itself comes with the sync feature)."""
 
     folders_checked: int
-    messages_total: int = 0
+    messages_on_server: int = 0
 
 
 class MailboxPoller(Protocol):

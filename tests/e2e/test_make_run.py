@@ -108,6 +108,7 @@ def test_run_serves_health_syncs_the_demo_and_stops_everything(tmp_path: Path) -
         assert len(persons) == 33
         assert runs, "the demo account was never synced"
         assert runs[0]["outcome"] == "ok"
+        assert runs[0]["messages_on_server"] == 331  # STATUS of INBOX and Sent, for real
 
         children = _descendants(proc.pid)
         assert any("dovecot" in c for c in children.values())

@@ -342,4 +342,4 @@ class FakeMailbox:
     def poll(self, account: MailAccount, password: str) -> PollReport:
         self._login(account, password)
         self.polls += 1
-        return PollReport(folders_checked=len(self.folders))
+        return PollReport(folders_checked=len(self.folders), messages_on_server=7)

@@ -95,6 +95,7 @@ def test_run_on_an_active_account_records_one_ok_run(
 
     assert runs.recorded == [run]
     assert (run.id, run.account_id, run.outcome) == ("a1:job", "a1", "ok")
+    assert (run.folders_checked, run.messages_on_server) == (2, 7)  # what the poll reported
     assert (run.reason, run.enqueued_at, run.started_at, run.finished_at) == (
         "schedule",
         ENQUEUED,

@@ -25,13 +25,14 @@ import dns.rdatatype
 import dns.resolver
 import dns.rrset
 
+from crmsync_local.processes import Lifecycle
 from crmsync_local.testservers.net import LOOPBACK
 
 _MAX_CNAME_CHAIN = 8
 RecordKey = tuple[dns.name.Name, dns.rdatatype.RdataType]
 
 
-class LocalDnsServer:
+class LocalDnsServer(Lifecycle):
     """Answers from an in-memory zone: `add("example.test", "MX", "10 mx.example.test.")`."""
 
     host = LOOPBACK
@@ -136,17 +137,6 @@ class LocalDnsServer:
         for thread in self._threads:
             thread.join(timeout=5)
         self._servers, self._threads = [], []
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def loopback_resolver(port: int, timeout: float = 1.0) -> dns.resolver.Resolver:

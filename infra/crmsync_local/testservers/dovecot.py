@@ -24,12 +24,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, Self
 
 from imapclient import IMAPClient
 
-from crmsync_local.processes import ServerStartError, kill_group, read_log, spawn
+from crmsync_local.processes import Lifecycle, ServerStartError, kill_group, read_log, spawn
 from crmsync_local.testservers.net import LOOPBACK, free_ports
 from crmsync_local.testservers.tls import client_ssl_context, make_self_signed_cert
 
@@ -90,7 +89,7 @@ def dovecot_version(binary: str | None = None) -> str:
     return out.split()[0]
 
 
-class DovecotServer:
+class DovecotServer(Lifecycle):
     """Runs `dovecot -F` on two free loopback ports: IMAP (+STARTTLS) and IMAPS."""
 
     host = LOOPBACK
@@ -177,17 +176,6 @@ class DovecotServer:
             shutil.rmtree(self._workdir)
             self._workdir = None
         self._users.clear()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def logs(self) -> str:
         """Dovecot's own log plus the master's stdout/stderr (config errors land there)."""

@@ -12,12 +12,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import requests
 
-from crmsync_local.processes import ServerStartError, kill_group, read_log, spawn
+from crmsync_local.processes import Lifecycle, ServerStartError, kill_group, read_log, spawn
 from crmsync_local.testservers.net import LOOPBACK, free_port
 
 
@@ -30,7 +29,7 @@ class CalUser:
     principal_url: str
 
 
-class RadicaleServer:
+class RadicaleServer(Lifecycle):
     """Runs `python -m radicale` with htpasswd (plain) auth and owner_only rights."""
 
     host = LOOPBACK
@@ -105,17 +104,6 @@ class RadicaleServer:
             self._workdir = None
         self.port = 0
         self._users.clear()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def logs(self) -> str:
         return read_log(self.log_path)

@@ -10,12 +10,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from crmsync_local.processes import Lifecycle
 from crmsync_local.testservers.dovecot import DeliveryError, DovecotServer
 from crmsync_local.testservers.net import LOOPBACK, free_ports
 from crmsync_local.testservers.tls import make_self_signed_cert, server_ssl_context
@@ -121,7 +121,7 @@ class _ImplicitTlsController(Controller):
         return _ImplicitTlsSMTP(self.handler, **self.SMTP_kwargs)
 
 
-class SmtpServer:
+class SmtpServer(Lifecycle):
     """Submission with STARTTLS plus implicit-TLS SMTPS, both on free loopback ports.
 
     AUTH PLAIN/LOGIN is checked against `credentials` (default: the linked Dovecot's
@@ -221,17 +221,6 @@ class SmtpServer:
         if self._workdir is not None:
             shutil.rmtree(self._workdir)
             self._workdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _authenticate(
         self,

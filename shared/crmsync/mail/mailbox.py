@@ -45,7 +45,7 @@ class ImapMailbox:
             for folder in wanted:
                 status = client.folder_status(folder, STATUS_ITEMS)
                 total += int(status.get(b"MESSAGES", 0))
-        return PollReport(folders_checked=len(wanted), messages_total=total)
+        return PollReport(folders_checked=len(wanted), messages_on_server=total)
 
 
 def _synced(account: MailAccount, listed: list[str]) -> list[str]:

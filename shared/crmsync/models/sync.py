@@ -18,4 +18,4 @@ class SyncRun(BaseModel):
     started_at: datetime
     finished_at: datetime
     folders_checked: int = 0
-    messages_fetched: int = 0
+    messages_on_server: int = 0

@@ -21,6 +21,7 @@ from crmsync.ports import (
     AccountRepository,
     EventPublisher,
     MailboxPoller,
+    PollReport,
     SyncRunRepository,
 )
 
@@ -62,7 +63,7 @@ class MailSync:
         self._accounts.finish_poll(
             job.company_id, job.account_id, finished, finished + self._poll_interval
         )
-        return self._finish(job, started, "ok", "", report.folders_checked)
+        return self._finish(job, started, "ok", "", report)
 
     def _finish(
         self,
@@ -70,7 +71,7 @@ class MailSync:
         started: datetime,
         outcome: str,
         detail: str,
-        folders_checked: int = 0,
+        report: PollReport | None = None,
     ) -> SyncRun:
         finished = self._clock.now()
         run = SyncRun.model_validate(
@@ -83,7 +84,7 @@ class MailSync:
                 "detail": detail,
                 "started_at": started,
                 "finished_at": finished,
-                "folders_checked": folders_checked,
+                **(report.model_dump() if report else {}),
             }
         )
         # Announce before recording: a crash in between repeats the event (consumers dedupe on
