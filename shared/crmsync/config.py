@@ -18,11 +18,15 @@ class Settings(BaseModel):
     idempotency_table_name: str | None = None
     raw_mail_bucket: str | None = None
     sync_queue_url: str | None = None
+    process_queue_url: str | None = None
     event_bus_name: str | None = None
     credentials_key_id: str | None = None
     poll_shards: int = Field(default=8, ge=1, le=64)
     poll_interval_seconds: int = Field(default=300, ge=30)
     poll_lease_seconds: int = Field(default=900, ge=60)
+    # SPEC S4: a sync run stops starting batches after this long and re-queues the account.
+    sync_budget_seconds: int = Field(default=600, ge=1)
+    fetch_batch_size: int = Field(default=50, ge=1, le=500)
     # SPEC E7: synced data of an account inactive (or removed) this long is purged.
     retention_days: int = Field(default=30, ge=0, le=3650)
     runtime_info: dict[str, Any] = Field(default_factory=dict)
@@ -37,6 +41,7 @@ class Settings(BaseModel):
             "idempotency_table_name": environ.get("IDEMPOTENCY_TABLE_NAME"),
             "raw_mail_bucket": environ.get("RAW_MAIL_BUCKET"),
             "sync_queue_url": environ.get("SYNC_QUEUE_URL"),
+            "process_queue_url": environ.get("PROCESS_QUEUE_URL"),
             "event_bus_name": environ.get("EVENT_BUS_NAME"),
             "credentials_key_id": environ.get("CREDENTIALS_KEY_ID"),
         }
@@ -45,6 +50,8 @@ class Settings(BaseModel):
             ("poll_interval_seconds", "CRMSYNC_POLL_INTERVAL_SECONDS"),
             ("poll_lease_seconds", "CRMSYNC_POLL_LEASE_SECONDS"),
             ("retention_days", "CRMSYNC_RETENTION_DAYS"),
+            ("sync_budget_seconds", "CRMSYNC_SYNC_BUDGET_SECONDS"),
+            ("fetch_batch_size", "CRMSYNC_FETCH_BATCH_SIZE"),
         ):
             if key in environ:
                 raw[name] = int(environ[key])

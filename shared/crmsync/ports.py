@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from crmsync.models.accounts import MailAccount
+from crmsync.models.deals import Deal
 from crmsync.models.events import DomainEvent
 from crmsync.models.jobs import SyncAccount
+from crmsync.models.mail import (
+    BlockedAddress,
+    FolderCheckpoint,
+    ProcessMessage,
+    RelinkThreads,
+    StoredMessage,
+    Thread,
+    UidEntry,
+)
 from crmsync.models.pages import Page
 from crmsync.models.retention import PurgeReason, PurgeRecord
 from crmsync.models.servers import ConnectionProblem
 from crmsync.models.sync import SyncRun
+from crmsync.models.threads import LinkRecord, SubjectThread
+
+if TYPE_CHECKING:
+    from crmsync.models.imap import ImapSession
 
 
 class DueAccount(BaseModel):
@@ -170,3 +185,176 @@ class JobQueue(Protocol):
 
 class EventPublisher(Protocol):
     def publish(self, events: Sequence[DomainEvent]) -> None: ...
+
+
+# -- mail sync and processing (SPEC S1-S8, L1, L2) ----------------------------------------
+
+
+class ImapSessions(Protocol):
+    def open_session(
+        self, account: MailAccount, password: str
+    ) -> AbstractContextManager[ImapSession]:
+        """A logged-in session; raises MailServerError in the user's words."""
+        ...
+
+
+class CheckpointStore(Protocol):
+    """Folder checkpoints and the UID maps of the synced folders of one account."""
+
+    def checkpoints(self, company_id: str, account_id: str) -> dict[str, FolderCheckpoint]:
+        """The account's checkpoints by folder name (one Query)."""
+        ...
+
+    def save_checkpoint(
+        self, company_id: str, account_id: str, checkpoint: FolderCheckpoint
+    ) -> FolderCheckpoint:
+        """Write iff the stored version is still `checkpoint.version`; returns it bumped.
+
+        Raises CheckpointConflict when another writer got there first."""
+        ...
+
+    def uid_entries(
+        self,
+        company_id: str,
+        account_id: str,
+        folder_id: str,
+        uidvalidity: int,
+        uids: Sequence[int] | None = None,
+    ) -> dict[int, UidEntry]:
+        """The map entries for these UIDs (all of the folder's when None)."""
+        ...
+
+    def put_uid_entries(
+        self,
+        company_id: str,
+        account_id: str,
+        folder_id: str,
+        uidvalidity: int,
+        entries: Sequence[UidEntry],
+    ) -> None: ...
+
+    def delete_uid_entries(
+        self,
+        company_id: str,
+        account_id: str,
+        folder_id: str,
+        uidvalidity: int,
+        uids: Sequence[int],
+    ) -> None: ...
+
+
+class CheckpointConflict(RuntimeError):
+    """Another worker saved the folder checkpoint first (should not happen: FIFO groups)."""
+
+
+class RawMailStore(Protocol):
+    def put_raw(self, company_id: str, raw: bytes) -> tuple[str, str]:
+        """Store raw MIME under its content hash; returns (key, sha256). Idempotent."""
+        ...
+
+    def get_raw(self, key: str) -> bytes: ...
+
+    def put_parsed(self, company_id: str, account_id: str, message_key: str, body: bytes) -> str:
+        """Store the parsed bodies (JSON) of a message; returns the key."""
+        ...
+
+    def get_parsed(self, key: str) -> bytes: ...
+
+
+class ProcessQueue(Protocol):
+    def send_messages(self, jobs: Sequence[ProcessMessage]) -> None:
+        """FIFO, grouped by message key: the changes of one message apply in order."""
+        ...
+
+    def send_relinks(self, jobs: Sequence[RelinkThreads]) -> None: ...
+
+
+class AddressOwner(BaseModel):
+    """Who in the CRM has an address: persons (contacts) and whether a company user does."""
+
+    person_ids: list[str] = Field(default_factory=list)
+    user: bool = False
+
+
+class ContactDirectory(Protocol):
+    def address_owners(self, company_id: str, addresses: Sequence[str]) -> dict[str, AddressOwner]:
+        """Owners of each normalised address that has any (one Query per address)."""
+        ...
+
+    def open_deals(self, company_id: str, person_ids: Sequence[str]) -> list[Deal]:
+        """The open deals of these persons."""
+        ...
+
+
+class BlockedAddressStore(Protocol):
+    def blocked_among(self, company_id: str, user_id: str, addresses: Sequence[str]) -> set[str]:
+        """Which of these addresses the user blocked, exactly or by their domain."""
+        ...
+
+    def list(self, company_id: str, user_id: str) -> list[BlockedAddress]: ...
+
+    def add(self, company_id: str, user_id: str, entry: BlockedAddress) -> bool:
+        """False when it was blocked already."""
+        ...
+
+    def remove(self, company_id: str, user_id: str, address: str) -> bool: ...
+
+
+class ThreadStore(Protocol):
+    def find_message(self, company_id: str, message_key: str) -> StoredMessage | None: ...
+
+    def insert_message(self, message: StoredMessage) -> bool: ...
+
+    def update_message(self, message: StoredMessage) -> None: ...
+
+    def delete_message(self, message: StoredMessage) -> None: ...
+
+    def threads_of_message_ids(
+        self, company_id: str, account_id: str, message_ids: Sequence[str]
+    ) -> dict[str, str]: ...
+
+    def claim_message_ids(
+        self, company_id: str, account_id: str, message_ids: Sequence[str], thread_id: str
+    ) -> None: ...
+
+    def subject_threads(
+        self, company_id: str, account_id: str, thread_subject: str
+    ) -> list[SubjectThread]: ...
+
+    def remember_subject(self, company_id: str, account_id: str, entry: SubjectThread) -> None: ...
+
+    def index_participants(
+        self, company_id: str, thread: Thread, addresses: Sequence[str]
+    ) -> None: ...
+
+    def threads_with_participant(self, company_id: str, address: str) -> list[tuple[str, str]]: ...
+
+    def threads_linked_to(
+        self, company_id: str, link_type: str, target_id: str
+    ) -> list[tuple[str, str]]: ...
+
+    def thread(self, company_id: str, thread_id: str) -> Thread | None: ...
+
+    def threads(self, company_id: str, thread_ids: Sequence[str]) -> dict[str, Thread]: ...
+
+    def thread_messages(self, company_id: str, thread_id: str) -> list[StoredMessage]: ...
+
+    def thread_links(self, company_id: str, thread_id: str) -> list[LinkRecord]: ...
+
+    def save_thread(
+        self,
+        thread: Thread,
+        expected_version: int | None,
+        links: Sequence[LinkRecord],
+        dropped: Sequence[LinkRecord],
+    ) -> bool: ...
+
+    def delete_thread(self, thread: Thread, links: Sequence[LinkRecord]) -> bool: ...
+
+    def account_threads(
+        self, company_id: str, account_id: str, limit: int, cursor: str | None
+    ) -> Page[Thread]: ...
+
+    def linked_threads(
+        self, company_id: str, link_type: str, target_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...

@@ -13,28 +13,50 @@ from botocore.config import Config
 
 from crmsync.clock import Clock, SystemClock
 from crmsync.config import Settings
+from crmsync.errors import ForbiddenError, NotFoundError
 from crmsync.mail.connect import ImapConnector, SmtpConnector
 from crmsync.mail.discovery import MailDiscovery
 from crmsync.mail.mailbox import ImapMailbox
 from crmsync.messaging.eventbridge import EventBridgePublisher
-from crmsync.messaging.sqs import SqsJobQueue
+from crmsync.messaging.sqs import SqsJobQueue, SqsProcessQueue
+from crmsync.models.deals import Deal, Lead, Project
+from crmsync.models.directory import Person, Record
+from crmsync.models.identity import Principal
 from crmsync.security.credentials import KmsEnvelopeCipher
 from crmsync.security.network import HostGuard
 from crmsync.security.secret_box import SealedSecretBox
 from crmsync.services.accounts import AccountService
+from crmsync.services.blocking import BlockingService
 from crmsync.services.diagnostics import AccountDiagnostics
 from crmsync.services.directory import DirectoryService
+from crmsync.services.folder_sync import SyncLimits
+from crmsync.services.mail_reads import MailReader
 from crmsync.services.mail_sync import MailSync
+from crmsync.services.message_processor import MessageProcessor
 from crmsync.services.polling import PollDispatcher
+from crmsync.services.rematch import RematchOnChange
 from crmsync.services.retention import RetentionSweeper
 from crmsync.services.sync_status import SyncStatus
+from crmsync.services.threads import ThreadAssembler
+from crmsync.store.blocked import DynamoBlockedAddressStore
+from crmsync.store.checkpoints import DynamoCheckpointStore
+from crmsync.store.contacts import DynamoContactDirectory
 from crmsync.store.directory import DynamoDirectoryRepository
 from crmsync.store.dynamodb import DynamoAccountRepository, DynamoSyncRunRepository
 from crmsync.store.health import DynamoHealthProbe
+from crmsync.store.raw_mail import S3RawMailStore
 from crmsync.store.retention import DynamoRetentionRepository
+from crmsync.store.threads import DynamoThreadStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
+
+LINK_TYPES: dict[str, type[Record]] = {
+    "person": Person,
+    "deal": Deal,
+    "lead": Lead,
+    "project": Project,
+}
 
 AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard"})
 
@@ -83,7 +105,9 @@ class Runtime:
             self.jobs,
             self.clock,
             shard_count=self.settings.poll_shards,
-            lease=timedelta(seconds=self.settings.poll_lease_seconds),
+            lease=timedelta(
+                seconds=min(self.settings.poll_lease_seconds, self.settings.poll_interval_seconds)
+            ),
         )
 
     def retention_sweeper(self) -> RetentionSweeper:
@@ -125,6 +149,26 @@ class Runtime:
     def diagnostics(self) -> AccountDiagnostics:
         return AccountDiagnostics(self.accounts_service(), self.sync_runs, self.mailbox, self.clock)
 
+    @cached_property
+    def checkpoints(self) -> DynamoCheckpointStore:
+        return DynamoCheckpointStore(self.table)
+
+    @cached_property
+    def raw_mail(self) -> S3RawMailStore:
+        return S3RawMailStore(self.client("s3"), _required(self.settings.raw_mail_bucket))
+
+    @cached_property
+    def process_queue(self) -> SqsProcessQueue:
+        return SqsProcessQueue(self.client("sqs"), _required(self.settings.process_queue_url))
+
+    @cached_property
+    def thread_store(self) -> DynamoThreadStore:
+        return DynamoThreadStore(self.table)
+
+    @cached_property
+    def blocked_addresses(self) -> DynamoBlockedAddressStore:
+        return DynamoBlockedAddressStore(self.table)
+
     def mail_sync(self) -> MailSync:
         return MailSync(
             self.accounts,
@@ -132,9 +176,44 @@ class Runtime:
             self.events,
             self.clock,
             poll_interval=timedelta(seconds=self.settings.poll_interval_seconds),
-            mailbox=self.mailbox,
+            sessions=self.mailbox,
             health=self.accounts_service(),
+            checkpoints=self.checkpoints,
+            raw=self.raw_mail,
+            process_queue=self.process_queue,
+            sync_queue=self.jobs,
+            limits=SyncLimits(batch_size=self.settings.fetch_batch_size),
+            budget=timedelta(seconds=self.settings.sync_budget_seconds),
         )
+
+    def message_processor(self) -> MessageProcessor:
+        """A fresh processor per batch: its directory answers are cached for one batch."""
+        contacts = DynamoContactDirectory(self.table)
+        assembler = ThreadAssembler(self.thread_store, contacts, self.events, self.clock.now)
+        return MessageProcessor(
+            self.accounts,
+            self.thread_store,
+            self.raw_mail,
+            contacts,
+            self.blocked_addresses,
+            assembler,
+            self.clock.now,
+        )
+
+    def mail_reader(self) -> MailReader:
+        directory = self.directory()
+
+        def can_read_record(principal: Principal, link_type: str, record_id: str) -> bool:
+            try:
+                directory.get(principal, LINK_TYPES[link_type], record_id)
+            except (NotFoundError, ForbiddenError):
+                return False
+            return True
+
+        return MailReader(self.accounts, self.thread_store, self.raw_mail, can_read_record)
+
+    def blocking(self) -> BlockingService:
+        return BlockingService(self.blocked_addresses, self.clock)
 
     def health_probe(self) -> DynamoHealthProbe:
         return DynamoHealthProbe(self.table)
@@ -143,7 +222,12 @@ class Runtime:
         return SyncStatus(self.accounts, self.sync_runs)
 
     def directory(self) -> DirectoryService:
-        return DirectoryService(self.directory_records, self.clock)
+        changes = (
+            RematchOnChange(self.process_queue, self.clock)
+            if self.settings.process_queue_url
+            else None
+        )
+        return DirectoryService(self.directory_records, self.clock, changes=changes)
 
 
 def _required(value: str | None) -> str:

@@ -125,7 +125,7 @@ class ImapConnector:
         """Log in, read the capabilities and list the folders (with special-use flags)."""
         with self.session(endpoint, username, password, cafile=cafile) as client:
             capabilities = [c.decode("ascii", "replace").upper() for c in client.capabilities()]
-            folders = [_folder(*entry) for entry in client.list_folders()]
+            folders = [folder_info(*entry) for entry in client.list_folders()]
         return ImapServerInfo(
             capabilities=capabilities,
             condstore="CONDSTORE" in capabilities or "QRESYNC" in capabilities,
@@ -213,7 +213,8 @@ def _admit(guard: HostGuard, endpoint: ServerEndpoint) -> list[ResolvedAddress]:
     return guard.resolve(endpoint.host, endpoint.port)
 
 
-def _folder(flags: Sequence[bytes], delimiter: bytes | None, name: Any) -> FolderInfo:
+def folder_info(flags: Sequence[bytes], delimiter: bytes | None, name: Any) -> FolderInfo:
+    """One entry of imapclient's list_folders(), with its special-use flag (RFC 6154)."""
     names = [flag.decode("ascii", "replace") for flag in flags]
     special = next((_SPECIAL_USE[f.lower()] for f in names if f.lower() in _SPECIAL_USE), None)
     return FolderInfo(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from crmsync.mail.connect import ImapConnector, SmtpConnector
+from crmsync.mail.imap_session import ImapClientSession
 from crmsync.models.accounts import MailAccount
+from crmsync.models.imap import ImapSession
 from crmsync.models.servers import ConnectionProblem, MailServerError, ServerEndpoint
 from crmsync.ports import FolderInfo, PollReport
 
@@ -46,6 +51,14 @@ class ImapMailbox:
                 status = client.folder_status(folder, STATUS_ITEMS)
                 total += int(status.get(b"MESSAGES", 0))
         return PollReport(folders_checked=len(wanted), messages_on_server=total)
+
+    @contextmanager
+    def open_session(self, account: MailAccount, password: str) -> Iterator[ImapSession]:
+        """One logged-in connection for a whole sync run; failures inside the block, the
+        session's own included, arrive as MailServerError."""
+        imap, _ = _servers(account)
+        with self._imap.session(imap, account.login, password, cafile=self._cafile) as client:
+            yield ImapClientSession(client)
 
 
 def _synced(account: MailAccount, listed: list[str]) -> list[str]:

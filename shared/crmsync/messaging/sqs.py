@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from crmsync.models.mail import ProcessMessage, RelinkThreads
 from crmsync.ports import QueuedSync
 
 if TYPE_CHECKING:
@@ -39,3 +40,34 @@ class SqsJobQueue:
             if reply.get("Failed"):
                 codes = sorted({failure["Code"] for failure in reply["Failed"]})
                 raise JobSendError(f"{len(reply['Failed'])} sync jobs refused: {codes}")
+
+
+class SqsProcessQueue:
+    """The processing queue (FIFO). Changes of one message form one group, so they apply in
+    the order the sync saw them; the deduplication id makes a repeated send harmless."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def send_messages(self, jobs: Sequence[ProcessMessage]) -> None:
+        self._send([(job.model_dump_json(), job.message_key, job.deduplication_id) for job in jobs])
+
+    def send_relinks(self, jobs: Sequence[RelinkThreads]) -> None:
+        self._send([(job.model_dump_json(), f"relink:{job.job_id}", job.job_id) for job in jobs])
+
+    def _send(self, bodies: list[tuple[str, str, str]]) -> None:
+        for start in range(0, len(bodies), SQS_BATCH_MAX):
+            entries: list[Any] = [
+                {
+                    "Id": str(index),
+                    "MessageBody": body,
+                    "MessageGroupId": group[:DEDUP_ID_MAX],
+                    "MessageDeduplicationId": dedup[:DEDUP_ID_MAX],
+                }
+                for index, (body, group, dedup) in enumerate(bodies[start : start + SQS_BATCH_MAX])
+            ]
+            reply = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            if reply.get("Failed"):
+                codes = sorted({failure["Code"] for failure in reply["Failed"]})
+                raise JobSendError(f"{len(reply['Failed'])} processing jobs refused: {codes}")

@@ -13,9 +13,14 @@ class SyncRun(BaseModel):
     account_id: str
     reason: str
     enqueued_at: datetime
-    outcome: Literal["ok", "skipped", "failed"]
+    outcome: Literal["ok", "idle", "skipped", "failed"]
     detail: str = ""
     started_at: datetime
     finished_at: datetime
     folders_checked: int = 0
     messages_on_server: int = 0
+    messages_fetched: int = 0
+    flag_changes: int = 0
+    messages_removed: int = 0
+    complete: bool = True
+    imap_commands: int = 0

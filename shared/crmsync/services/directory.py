@@ -141,13 +141,28 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+class DirectoryChanges(Protocol):
+    """Told after every committed write, e.g. to re-match mail when addresses change."""
+
+    def changed(self, company_id: str, before: Record | None, after: Record | None) -> None: ...
+
+
 class DirectoryService:
     def __init__(
-        self, repository: DirectoryRepository, clock: Clock, new_id: Callable[[], str] = _new_id
+        self,
+        repository: DirectoryRepository,
+        clock: Clock,
+        new_id: Callable[[], str] = _new_id,
+        changes: DirectoryChanges | None = None,
     ) -> None:
         self._repository = repository
         self._clock = clock
         self._new_id = new_id
+        self._changes = changes
+
+    def _changed(self, company_id: str, before: Record | None, after: Record | None) -> None:
+        if self._changes is not None:
+            self._changes.changed(company_id, before, after)
 
     # ------------------------------------------------------------ any kind
 
@@ -181,6 +196,7 @@ class DirectoryService:
             raise ForbiddenError(self._refusal(record))
         self._check_links(principal, record, None)
         self._repository.create(principal.company_id, record)
+        self._changed(principal.company_id, None, record)
         return record
 
     def update(
@@ -200,6 +216,7 @@ class DirectoryService:
                 raise ForbiddenError(self._refusal(record))
             self._check_links(principal, record, seen)
             self._repository.replace(principal.company_id, seen, record)
+            self._changed(principal.company_id, seen, record)
             return record
 
         return _retrying(attempt)
@@ -210,6 +227,7 @@ class DirectoryService:
             if not can_write(principal, seen):
                 raise ForbiddenError(self._refusal(seen))
             self._repository.delete(principal.company_id, seen)
+            self._changed(principal.company_id, seen, None)
 
         _retrying(attempt)
 

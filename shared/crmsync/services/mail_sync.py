@@ -1,29 +1,47 @@
-"""One run of the mail sync for one account.
+"""One run of the mail sync for one account (SPEC S1-S5, E5).
 
-It logs in and looks at every synced folder (one STATUS each), moves the account's state
-on failure (a refused password stops polling until re-authentication; a connection error
-backs off), records the run, reschedules and tells the CRM. Fetching, checkpoints and
-processing plug in behind the MailboxPoller port with the sync feature.
+It logs in, looks at every synced folder (STATUS), and syncs the folders that changed
+(`FolderSync`). An unchanged mailbox costs one login and one STATUS per folder and writes
+nothing: no checkpoint, no run record, no event (the dispatcher's claim already moved the
+next poll time). A run that changed something records itself and tells the CRM. A failure
+moves the account's state (a refused password stops polling until re-authentication; a
+connection error backs off) and keeps every checkpoint saved so far. A run that ran out of
+time re-queues the account, which resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from crmsync.clock import Clock
-from crmsync.models.accounts import AccountKind
+from crmsync.clock import Clock, iso
+from crmsync.models.accounts import AccountKind, MailAccount
 from crmsync.models.events import DomainEvent
+from crmsync.models.imap import FolderStatus, ImapSession
 from crmsync.models.jobs import SyncAccount
-from crmsync.models.servers import MailServerError
+from crmsync.models.servers import ConnectionProblem, MailServerError
 from crmsync.models.sync import SyncRun
 from crmsync.ports import (
     AccountHealth,
     AccountRepository,
+    CheckpointStore,
     EventPublisher,
-    MailboxPoller,
-    PollReport,
+    FolderInfo,
+    ImapSessions,
+    JobQueue,
+    ProcessQueue,
+    QueuedSync,
+    RawMailStore,
     SyncRunRepository,
 )
+from crmsync.services.folder_sync import FolderOutcome, FolderSync, SyncLimits
+
+NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
+# "All mail" leaves out the folders whose mail is not conversation: spam, the bin, drafts.
+NOT_SYNCED_BY_DEFAULT = frozenset({"\\Junk", "\\Trash", "\\Drafts"})
+
+Deadline = Callable[[], bool]
 
 
 class MailSync:
@@ -34,46 +52,139 @@ class MailSync:
         events: EventPublisher,
         clock: Clock,
         poll_interval: timedelta,
-        mailbox: MailboxPoller,
+        sessions: ImapSessions,
         health: AccountHealth,
+        checkpoints: CheckpointStore,
+        raw: RawMailStore,
+        process_queue: ProcessQueue,
+        sync_queue: JobQueue,
+        limits: SyncLimits | None = None,
+        budget: timedelta = timedelta(minutes=10),
     ) -> None:
-        self._mailbox = mailbox
+        self._sessions = sessions
         self._health = health
         self._accounts = accounts
         self._runs = runs
         self._events = events
         self._clock = clock
         self._poll_interval = poll_interval
+        self._checkpoints = checkpoints
+        self._raw = raw
+        self._process_queue = process_queue
+        self._sync_queue = sync_queue
+        self._limits = limits or SyncLimits()
+        self._budget = budget
 
-    def run(self, job: SyncAccount) -> SyncRun:
+    def run(self, job: SyncAccount, out_of_time: Deadline | None = None) -> SyncRun:
         started = self._clock.now()
         account = self._accounts.get(job.company_id, job.account_id)
         if account is None or not account.state.polls:
             detail = "account removed" if account is None else f"account is {account.state}"
-            return self._finish(job, started, "skipped", detail)
+            return self._finish(job, started, "skipped", detail, record=False)
         if account.kind != AccountKind.IMAP:
             return self._finish(job, started, "skipped", f"no {account.kind} adapter yet")
+        deadline = out_of_time or _monotonic_deadline(self._budget)
+        totals = FolderOutcome()
+        folders = commands = on_server = 0
         try:
-            report = self._mailbox.poll(account, self._health.password_for_sync(account))
+            password = self._health.password_for_sync(account)
+            with self._sessions.open_session(account, password) as session:
+                statuses = self._statuses(session, account)
+                saved = self._checkpoints.checkpoints(account.company_id, account.id)
+                folders = len(statuses)
+                sync = FolderSync(
+                    session,
+                    account,
+                    self._checkpoints,
+                    self._raw,
+                    self._process_queue,
+                    self._clock,
+                    self._limits,
+                    deadline,
+                )
+                for status in statuses:
+                    on_server += status.messages
+                    checkpoint = saved.get(status.name)
+                    if sync.is_idle(status, checkpoint):
+                        continue
+                    _add(totals, sync.sync(status, checkpoint))
+                    if not totals.complete:
+                        break
+                commands = session.commands_sent
         except MailServerError as exc:
             self._health.record_failure(account, exc.problem)
-            return self._finish(job, started, "failed", exc.problem.code)
-        self._health.record_success(account)
+            return self._finish(job, started, "failed", exc.problem.code, totals=totals)
+        recovered = self._health.record_success(account)
+        if not totals.complete:
+            self._continue_later(job, account)
+        if not totals.changed and recovered is account:
+            return self._finish(
+                job,
+                started,
+                "idle",
+                "",
+                record=False,
+                folders=folders,
+                commands=commands,
+                on_server=on_server,
+            )
         finished = self._clock.now()
         self._accounts.finish_poll(
             job.company_id, job.account_id, finished, finished + self._poll_interval
         )
-        return self._finish(job, started, "ok", "", report)
+        detail = "" if totals.complete else "time budget used up; continuing"
+        return self._finish(
+            job,
+            started,
+            "ok",
+            detail,
+            totals=totals,
+            folders=folders,
+            commands=commands,
+            on_server=on_server,
+        )
 
+    # -- folders ----------------------------------------------------------------------------
+    def _statuses(self, session: ImapSession, account: MailAccount) -> list[FolderStatus]:
+        """Which folders sync, and one STATUS each (the idle poll's whole cost)."""
+        listed = [f for f in session.list_folders() if not _unselectable(f)]
+        if account.settings.folders == "all":
+            wanted = [f.name for f in listed if f.special_use not in NOT_SYNCED_BY_DEFAULT]
+        else:
+            names = {f.name for f in listed}
+            missing = [f for f in account.settings.selected_folders if f not in names]
+            if missing:
+                raise MailServerError(_folder_missing(missing[0]))
+            wanted = [f.name for f in listed if f.name in account.settings.selected_folders]
+        return [session.status(name) for name in wanted]
+
+    def _continue_later(self, job: SyncAccount, account: MailAccount) -> None:
+        now = self._clock.now()
+        follow_up = SyncAccount(
+            job_id=f"{account.id}:continue:{iso(now)}",
+            account_id=account.id,
+            company_id=account.company_id,
+            reason="continue",
+            enqueued_at=now,
+        )
+        self._sync_queue.send_syncs([QueuedSync(job=follow_up, deduplication_id=follow_up.job_id)])
+
+    # -- the record -------------------------------------------------------------------------
     def _finish(
         self,
         job: SyncAccount,
         started: datetime,
         outcome: str,
         detail: str,
-        report: PollReport | None = None,
+        *,
+        record: bool = True,
+        totals: FolderOutcome | None = None,
+        folders: int = 0,
+        commands: int = 0,
+        on_server: int = 0,
     ) -> SyncRun:
         finished = self._clock.now()
+        totals = totals or FolderOutcome()
         run = SyncRun.model_validate(
             {
                 "id": job.job_id,
@@ -84,12 +195,19 @@ class MailSync:
                 "detail": detail,
                 "started_at": started,
                 "finished_at": finished,
-                **(report.model_dump() if report else {}),
+                "folders_checked": folders,
+                "messages_on_server": on_server,
+                "messages_fetched": totals.fetched,
+                "flag_changes": totals.flag_changes,
+                "messages_removed": totals.removed,
+                "complete": totals.complete,
+                "imap_commands": commands,
             }
         )
+        if not record:
+            return run
         # Announce before recording: a crash in between repeats the event (consumers dedupe on
-        # run_id) rather than losing it. Redeliveries of a finished job stop at the
-        # idempotency layer of the handler; the conditional record is the second guard.
+        # run_id) rather than losing it. The conditional record makes a redelivery record once.
         self._events.publish(
             [
                 DomainEvent(
@@ -100,9 +218,36 @@ class MailSync:
                         "account_id": job.account_id,
                         "run_id": run.id,
                         "outcome": run.outcome,
+                        "messages_fetched": totals.fetched,
                     },
                 )
             ]
         )
         self._runs.record(job.company_id, run)
         return run
+
+
+def _add(totals: FolderOutcome, one: FolderOutcome) -> None:
+    totals.fetched += one.fetched
+    totals.flag_changes += one.flag_changes
+    totals.removed += one.removed
+    totals.checkpoint_writes += one.checkpoint_writes
+    totals.complete = totals.complete and one.complete
+
+
+def _unselectable(folder: FolderInfo) -> bool:
+    return any(flag.lower() in NOT_SELECTABLE for flag in folder.flags)
+
+
+def _folder_missing(name: str) -> ConnectionProblem:
+    return ConnectionProblem(
+        code="folder_missing",
+        message=f"The selected folder {name!r} no longer exists on the server.",
+        action="Choose the folders to sync again in the account's settings.",
+    )
+
+
+def _monotonic_deadline(budget: timedelta) -> Deadline:
+    """Stop starting new batches once the budget is spent (the Lambda timeout is above it)."""
+    ends = time.monotonic() + budget.total_seconds()
+    return lambda: time.monotonic() >= ends

@@ -60,3 +60,80 @@ def purges_pk(company_id: str) -> str:
 
 def purge_record_sk(purged_key: str, account_id: str) -> str:
     return f"{purged_key}#{account_id}"
+
+
+# -- mail: folders, UID maps, messages, threads, links (SPEC S1-S8, L1-L5) -------------------
+
+
+def folder_sk(folder_id: str) -> str:
+    return f"{FOLDER_PREFIX}{folder_id}"
+
+
+def uid_map_pk(company_id: str, account_id: str, folder_id: str) -> str:
+    return f"COMPANY#{company_id}#ACCOUNT#{account_id}#FOLDER#{folder_id}"
+
+
+def uid_sk(uidvalidity: int, uid: int) -> str:
+    return f"UID#{uidvalidity}#{uid:010d}"
+
+
+def uid_prefix(uidvalidity: int) -> str:
+    return f"UID#{uidvalidity}#"
+
+
+def message_pointer_pk(company_id: str, message_key: str) -> str:
+    return f"COMPANY#{company_id}#MESSAGE#{message_key}"
+
+
+MESSAGE_SK = "MESSAGE"
+
+
+def thread_pk(company_id: str, thread_id: str) -> str:
+    return f"COMPANY#{company_id}#THREAD#{thread_id}"
+
+
+THREAD_SK = "THREAD"
+MESSAGE_PREFIX = "MSG#"
+LINK_PREFIX = "LINK#"
+
+
+def link_sk(link_type: str, target_id: str) -> str:
+    return f"{LINK_PREFIX}{link_type.upper()}#{target_id}"
+
+
+def account_threads_gsi1pk(company_id: str, account_id: str) -> str:
+    return f"COMPANY#{company_id}#ACCOUNT#{account_id}#THREADS"
+
+
+def entity_threads_gsi2pk(company_id: str, link_type: str, target_id: str) -> str:
+    return f"COMPANY#{company_id}#{link_type.upper()}#{target_id}#THREADS"
+
+
+def msgid_ref_pk(company_id: str, account_id: str, digest: str) -> str:
+    return f"COMPANY#{company_id}#ACCOUNT#{account_id}#MSGID#{digest}"
+
+
+MSGID_SK = "MSGID"
+
+
+def participant_pk(company_id: str, address: str) -> str:
+    return f"COMPANY#{company_id}#PARTICIPANT#{address}"
+
+
+def participant_sk(thread_id: str) -> str:
+    return f"THREAD#{thread_id}"
+
+
+def subject_pk(company_id: str, account_id: str, digest: str) -> str:
+    return f"COMPANY#{company_id}#ACCOUNT#{account_id}#SUBJECT#{digest}"
+
+
+def user_pk(company_id: str, user_id: str) -> str:
+    return f"COMPANY#{company_id}#USER#{user_id}"
+
+
+BLOCK_PREFIX = "BLOCK#"
+
+
+def block_sk(address: str) -> str:
+    return f"{BLOCK_PREFIX}{address}"

@@ -1,0 +1,170 @@
+"""Reading synced mail: threads, messages, raw MIME, and who may read them (SPEC I1, L4, L5).
+
+`can_read_thread` is the one rule: the owner of the mailbox reads every thread of it; a
+colleague (admins included) reads a thread only when it is shared. A private thread answers
+404, like a missing one, so ids cannot be probed. The inbox issue refines "shared" with
+access to the linked records; it changes here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from crmsync.errors import NotFoundError
+from crmsync.models.identity import Principal
+from crmsync.models.mail import StoredMessage, Thread
+from crmsync.models.pages import Page
+from crmsync.ports import AccountRepository, RawMailStore, ThreadStore
+from crmsync.services.sync_status import visible_account
+
+MAX_LINK_PAGES = 8
+
+
+class MessageView(BaseModel):
+    """A message as the API shows it: metadata, sanitised HTML and text, attachments."""
+
+    id: str
+    thread_id: str
+    account_id: str
+    message_id_header: str | None
+    from_: dict[str, Any] | None = Field(serialization_alias="from")
+    to: list[dict[str, Any]]
+    cc: list[dict[str, Any]]
+    subject: str
+    date: str
+    snippet: str
+    text: str
+    html: str | None
+    unread: bool
+    direction: str
+    folder: str | None
+    folders: list[str]
+    attachments: list[dict[str, Any]]
+    calendar: list[dict[str, Any]]
+    defects: list[str]
+    unparseable: bool
+
+
+class ThreadDetail(Thread):
+    messages: list[MessageView] = Field(default_factory=list)
+
+
+def can_read_thread(principal: Principal, thread: Thread) -> bool:
+    if thread.company_id != principal.company_id:
+        return False
+    return thread.owner_user_id == principal.user_id or thread.visibility == "shared"
+
+
+class MailReader:
+    def __init__(
+        self,
+        accounts: AccountRepository,
+        store: ThreadStore,
+        raw: RawMailStore,
+        can_read_record: Callable[[Principal, str, str], bool],
+    ) -> None:
+        self._accounts = accounts
+        self._store = store
+        self._raw = raw
+        self._can_read_record = can_read_record
+
+    def account_threads(
+        self, principal: Principal, account_id: str, limit: int, cursor: str | None
+    ) -> Page[Thread]:
+        visible_account(self._accounts, principal, account_id)
+        page = self._store.account_threads(principal.company_id, account_id, limit, cursor)
+        items = [t for t in page.items if can_read_thread(principal, t)]
+        return Page(items=items, next_cursor=page.next_cursor)
+
+    def linked_threads(
+        self,
+        principal: Principal,
+        link_type: str,
+        target_id: str,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Thread]:
+        """Threads linked to a record the caller may read, newest first (SPEC L5)."""
+        if not self._can_read_record(principal, link_type, target_id):
+            raise NotFoundError(f"No {link_type} {target_id}.")
+        shown: list[Thread] = []
+        next_cursor = cursor
+        for _ in range(MAX_LINK_PAGES):
+            items, next_cursor = self._store.linked_threads(
+                principal.company_id, link_type, target_id, limit - len(shown), next_cursor
+            )
+            readable = [
+                str(item["thread_id"])
+                for item in items
+                if item.get("owner_user_id") == principal.user_id
+                or item.get("visibility") == "shared"
+            ]
+            threads = self._store.threads(principal.company_id, readable)
+            shown += [
+                threads[t]
+                for t in readable
+                if t in threads and can_read_thread(principal, threads[t])
+            ]
+            if next_cursor is None or len(shown) >= limit:
+                break
+        return Page(items=shown, next_cursor=next_cursor)
+
+    def thread(self, principal: Principal, thread_id: str) -> ThreadDetail:
+        thread = self._readable_thread(principal, thread_id)
+        messages = sorted(
+            self._store.thread_messages(principal.company_id, thread_id),
+            key=lambda m: (m.date, m.id),
+        )
+        return ThreadDetail(**thread.model_dump(), messages=[self._view(m) for m in messages])
+
+    def message(self, principal: Principal, message_key: str) -> MessageView:
+        return self._view(self._readable_message(principal, message_key))
+
+    def raw(self, principal: Principal, message_key: str) -> bytes:
+        return self._raw.get_raw(self._readable_message(principal, message_key).raw_key)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _readable_thread(self, principal: Principal, thread_id: str) -> Thread:
+        thread = self._store.thread(principal.company_id, thread_id)
+        if thread is None or not can_read_thread(principal, thread):
+            raise NotFoundError(f"Thread {thread_id} not found.")
+        return thread
+
+    def _readable_message(self, principal: Principal, message_key: str) -> StoredMessage:
+        message = self._store.find_message(principal.company_id, message_key)
+        if message is None:
+            raise NotFoundError(f"Message {message_key} not found.")
+        self._readable_thread(principal, message.thread_id)
+        return message
+
+    def _view(self, message: StoredMessage) -> MessageView:
+        bodies: dict[str, Any] = {"text": "", "html": None}
+        if message.parsed_key:
+            bodies = json.loads(self._raw.get_parsed(message.parsed_key))
+        folders = message.folders
+        return MessageView(
+            id=message.id,
+            thread_id=message.thread_id,
+            account_id=message.account_id,
+            message_id_header=message.message_id_header,
+            from_=message.from_.model_dump() if message.from_ else None,
+            to=[a.model_dump() for a in message.to],
+            cc=[a.model_dump() for a in message.cc],
+            subject=message.subject,
+            date=message.date.isoformat(),
+            snippet=message.snippet,
+            text=str(bodies.get("text") or ""),
+            html=bodies.get("html"),
+            unread=message.unread,
+            direction=message.direction,
+            folder=folders[0] if folders else None,
+            folders=folders,
+            attachments=[a.model_dump() for a in message.attachments],
+            calendar=[c.model_dump() for c in message.calendar],
+            defects=message.defects,
+            unparseable=message.unparseable,
+        )

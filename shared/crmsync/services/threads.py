@@ -1,0 +1,177 @@
+"""A thread's summary and links, recomputed from its messages (SPEC S7, L1, L2).
+
+Recomputing from the stored messages (rather than adding to counters) makes every change
+idempotent: a redelivered job or a re-match yields the same thread. Two workers that change
+one thread at once are ordered by the thread's version: the loser reads again and recomputes,
+so the last write always saw every message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+from crmsync.models.accounts import MailAccount
+from crmsync.models.events import DomainEvent
+from crmsync.models.mail import Participant, StoredMessage, Thread
+from crmsync.models.parsed import Address
+from crmsync.models.threads import LinkRecord, SubjectThread
+from crmsync.ports import ContactDirectory, EventPublisher, ThreadStore
+from crmsync.services.linking import plan_links
+
+SAVE_ATTEMPTS = 5
+
+
+class ThreadConflictError(RuntimeError):
+    """The thread kept changing under us; the job is retried by the queue."""
+
+
+class ThreadAssembler:
+    def __init__(
+        self,
+        store: ThreadStore,
+        contacts: ContactDirectory,
+        events: EventPublisher,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._contacts = contacts
+        self._events = events
+        self._now = now
+
+    def assemble(self, account: MailAccount, thread_id: str) -> Thread | None:
+        for _ in range(SAVE_ATTEMPTS):
+            old = self._store.thread(account.company_id, thread_id)
+            messages = self._store.thread_messages(account.company_id, thread_id)
+            links = self._store.thread_links(account.company_id, thread_id)
+            if not messages:
+                if old is None or self._store.delete_thread(old, links):
+                    if old is not None:
+                        self._publish(old, "thread.deleted")
+                    return None
+                continue
+            thread, keep, drop = self._summary(account, thread_id, old, messages, links)
+            if old is not None and _same(old, thread) and not drop and _same_links(links, keep):
+                return old
+            if self._store.save_thread(thread, old.version if old else None, keep, drop):
+                self._after_save(account, old, thread)
+                return thread
+        raise ThreadConflictError(thread_id)
+
+    def _summary(
+        self,
+        account: MailAccount,
+        thread_id: str,
+        old: Thread | None,
+        messages: Sequence[StoredMessage],
+        links: Sequence[LinkRecord],
+    ) -> tuple[Thread, list[LinkRecord], list[LinkRecord]]:
+        ordered = sorted(messages, key=lambda m: (m.date, m.id))
+        addresses = _participants(ordered)
+        owners = self._contacts.address_owners(account.company_id, [a.email for a in addresses])
+        own = {account.email.lower()}
+        person_of: dict[str, str | None] = {}
+        for address in addresses:
+            owner = owners.get(address.email)
+            contact = address.email not in own and owner is not None and not owner.user
+            person_of[address.email] = owner.person_ids[0] if contact and owner else None
+        persons = sorted(
+            {
+                person
+                for address in addresses
+                if address.email not in own
+                and (owner := owners.get(address.email)) is not None
+                and not owner.user
+                for person in owner.person_ids
+            }
+        )
+        deals = self._contacts.open_deals(account.company_id, persons) if persons else []
+        plan = plan_links(links, persons, deals, account.settings.deal_linking)
+        latest = ordered[-1]
+        thread = Thread(
+            id=thread_id,
+            account_id=account.id,
+            company_id=account.company_id,
+            owner_user_id=account.user_id,
+            subject=ordered[0].subject or latest.subject,
+            thread_subject=ordered[0].thread_subject,
+            message_count=len(ordered),
+            unread_count=sum(1 for m in ordered if m.unread),
+            participants=[
+                Participant(email=a.email, name=a.name, person_id=person_of[a.email])
+                for a in addresses
+            ],
+            links=[link.public() for link in plan.active],
+            first_message_at=ordered[0].date,
+            last_message_at=latest.date,
+            snippet=latest.snippet,
+            has_attachments=any(
+                not attachment.inline for m in ordered for attachment in m.attachments
+            ),
+            folders=sorted({folder for m in ordered for folder in m.folders}),
+            visibility=old.visibility if old else account.settings.sharing_default,
+            version=(old.version if old else 0) + 1,
+        )
+        return thread, plan.keep, plan.drop
+
+    def _after_save(self, account: MailAccount, old: Thread | None, thread: Thread) -> None:
+        known = {p.email for p in old.participants} if old else set()
+        fresh = [p.email for p in thread.participants if p.email not in known]
+        if fresh:
+            self._store.index_participants(account.company_id, thread, fresh)
+        if thread.thread_subject:
+            self._store.remember_subject(
+                account.company_id,
+                account.id,
+                SubjectThread(
+                    thread_id=thread.id,
+                    thread_subject=thread.thread_subject,
+                    last_message_at=thread.last_message_at,
+                    addresses=[p.email for p in thread.participants][:50],
+                ),
+            )
+        self._publish(thread, "thread.updated")
+
+    def _publish(self, thread: Thread, detail_type: str) -> None:
+        """Ids and link targets only: never a subject, a body or an address."""
+        self._events.publish(
+            [
+                DomainEvent(
+                    detail_type=detail_type,
+                    company_id=thread.company_id,
+                    occurred_at=self._now(),
+                    detail={
+                        "thread_id": thread.id,
+                        "account_id": thread.account_id,
+                        "owner_user_id": thread.owner_user_id,
+                        "message_count": thread.message_count,
+                        "links": [link.model_dump() for link in thread.links],
+                        "version": thread.version,
+                    },
+                )
+            ]
+        )
+
+
+def _participants(messages: Iterable[StoredMessage]) -> list[Address]:
+    seen: dict[str, Address] = {}
+    for message in messages:
+        for address in [message.from_, *message.to, *message.cc]:
+            if address is None:
+                continue
+            known = seen.get(address.email)
+            if known is None or (address.name and not known.name):
+                seen[address.email] = address
+    return list(seen.values())
+
+
+def _same(old: Thread, new: Thread) -> bool:
+    return old.model_dump(exclude={"version"}) == new.model_dump(exclude={"version"})
+
+
+def _same_links(stored: Sequence[LinkRecord], keep: Sequence[LinkRecord]) -> bool:
+    return sorted(map(_link_sort, stored)) == sorted(map(_link_sort, keep))
+
+
+def _link_sort(link: LinkRecord) -> tuple[str, str, str, bool]:
+    return (link.type, link.id, link.reason, link.active)
