@@ -8,161 +8,27 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import Any
 
 import pytest
 import requests
-from pydantic import SecretStr
 
-from crmsync.models.accounts import MailAccount, SyncSettingsPatch
-from crmsync.models.deals import Deal, DealCreate
-from crmsync.models.directory import Person, PersonCreate, User, UserCreate
-from crmsync.models.identity import Principal
 from crmsync.models.jobs import SyncAccount
-from crmsync.models.servers import ServerEndpoint
 from crmsync.runtime import current_runtime
-from crmsync.services.accounts import ConnectAccount
-from crmsync_local.stack import LocalStack
-from crmsync_local.testservers.dovecot import DovecotServer, MailUser
-from crmsync_local.testservers.smtp import SmtpServer
+from tests.e2e.mailbox import Mailbox, deal, links, mail, mailbox, person
+
+__all__ = ["mailbox"]  # the fixture, used by name
 
 pytestmark = pytest.mark.e2e
 SCHEDULE = "PollDispatcherFunction.Every"
 
 
-@dataclass
-class Mailbox:
-    """One company, one user, one Dovecot mailbox connected as a mail account."""
-
-    stack: LocalStack
-    dovecot: DovecotServer
-    user: MailUser
-    owner: Principal
-    account: MailAccount
-
-    @property
-    def headers(self) -> dict[str, str]:
-        token = self.stack.token(self.owner.user_id, self.owner.company_id, "user")
-        return {"Authorization": f"Bearer {token}"}
-
-    def get(self, path: str, **params: Any) -> Any:
-        reply = requests.get(
-            f"{self.stack.url}{path}", params=params, headers=self.headers, timeout=10
-        )
-        assert reply.status_code == 200, reply.text
-        return reply.json()
-
-    def threads(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            params = {"account_id": self.account.id, "limit": 100}
-            page = self.get("/v1/threads", **params, **({"cursor": cursor} if cursor else {}))
-            items += page["items"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return items
-
-    def sync(self) -> None:
-        """A manual sync through the API, then every queue drained."""
-        reply = requests.post(
-            f"{self.stack.url}/v1/mail-accounts/{self.account.id}/sync",
-            headers=self.headers,
-            timeout=10,
-        )
-        assert reply.status_code == 202, reply.text
-        self.stack.drain()
-
-    def append(self, folder: str, message: EmailMessage, **kwargs: Any) -> int:
-        return self.dovecot.append(self.user, folder, message.as_bytes(), **kwargs)
-
-    def imap(self) -> Any:
-        return self.dovecot.connect(self.user)
-
-
-def mail(
-    sender: str,
-    to: str,
-    subject: str,
-    body: str = "Hello",
-    *,
-    reply_to: EmailMessage | None = None,
-    date: datetime | None = None,
-) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
-    message["Message-ID"] = make_msgid(domain="e2e.test")
-    message["Date"] = format_datetime(date or datetime.now(UTC))
-    if reply_to is not None:
-        message["In-Reply-To"] = reply_to["Message-ID"]
-        message["References"] = reply_to["Message-ID"]
-    message.set_content(body)
-    return message
-
-
-@pytest.fixture
-def mailbox(
-    local_stack: LocalStack,
-    trusted_mail_servers: object,
-    dovecot: DovecotServer,
-    smtp_server: SmtpServer,
-) -> Callable[..., Mailbox]:
-    def make(**settings: Any) -> Mailbox:
-        user = dovecot.add_user(f"u-{uuid.uuid4().hex[:10]}@{dovecot.domain}", uuid.uuid4().hex)
-        company = f"co-{uuid.uuid4().hex[:8]}"
-        owner = Principal(user_id="owner-1", company_id=company, role="admin")
-        runtime = current_runtime()
-        runtime.directory().create(
-            owner, User, UserCreate(id="owner-1", name="Olga Owner", email=user.email)
-        )
-        account = runtime.accounts_service().connect(
-            owner,
-            ConnectAccount(
-                email=user.email,
-                password=SecretStr(user.password),
-                imap=ServerEndpoint(host="localhost", port=dovecot.ssl_port, security="ssl"),
-                smtp=ServerEndpoint(host="localhost", port=smtp_server.port, security="starttls"),
-                settings=SyncSettingsPatch(**settings) if settings else None,
-            ),
-        )
-        return Mailbox(local_stack, dovecot, user, owner, account)
-
-    return make
-
-
-def _person(box: Mailbox, name: str, *emails: str) -> str:
-    person = (
-        current_runtime()
-        .directory()
-        .create(box.owner, Person, PersonCreate(name=name, emails=list(emails)))
-    )
-    return person.id
-
-
-def _deal(box: Mailbox, title: str, person_id: str, status: str = "open") -> str:
-    deal = (
-        current_runtime()
-        .directory()
-        .create(box.owner, Deal, DealCreate(title=title, person_id=person_id, status=status))
-    )
-    return deal.id
-
-
-def _links(thread: dict[str, Any]) -> set[tuple[str, str, str]]:
-    return {(link["type"], link["id"], link["reason"]) for link in thread["links"]}
-
-
 def test_mail_is_synced_threaded_and_linked(mailbox: Callable[..., Mailbox]) -> None:
     box = mailbox()
-    ann = _person(box, "Ann Buyer", "ann@customer.test", "Ann.Other@Customer.test")
-    deal = _deal(box, "Big deal", ann)
+    ann = person(box, "Ann Buyer", "ann@customer.test", "Ann.Other@Customer.test")
+    big = deal(box, "Big deal", ann)
     box.sync()  # the first look seeds the checkpoints ("sync from now")
 
     first = mail("Ann Buyer <ANN.OTHER@customer.test>", box.user.email, "Pricing question")
@@ -175,7 +41,7 @@ def test_mail_is_synced_threaded_and_linked(mailbox: Callable[..., Mailbox]) -> 
     thread = threads[0]
     assert thread["subject"] == "Pricing question"
     assert thread["message_count"] == 1
-    assert _links(thread) == {("person", ann, "auto:person"), ("deal", deal, "auto:deal")}
+    assert links(thread) == {("person", ann, "auto:person"), ("deal", big, "auto:deal")}
     assert {p["email"]: p["person_id"] for p in thread["participants"]} == {
         "ann.other@customer.test": ann,
         box.user.email: None,
@@ -199,7 +65,7 @@ def test_mail_is_synced_threaded_and_linked(mailbox: Callable[..., Mailbox]) -> 
     assert detail["messages"][0]["message_id_header"] == first["Message-ID"].strip("<>")
     assert "Hello" in detail["messages"][0]["text"]
 
-    for path in (f"/v1/persons/{ann}/threads", f"/v1/deals/{deal}/threads"):
+    for path in (f"/v1/persons/{ann}/threads", f"/v1/deals/{big}/threads"):
         assert [t["id"] for t in box.get(path)["items"]] == [threads[0]["id"]]
 
     message_id = detail["messages"][0]["id"]
@@ -370,7 +236,7 @@ def test_sync_start_and_crm_contacts_scope_and_blocked_addresses(
     mailbox: Callable[..., Mailbox],
 ) -> None:
     box = mailbox(sync_start="1_month", historical_scope="crm_contacts")
-    _person(box, "Carla Contact", "carla@contact.test")
+    person(box, "Carla Contact", "carla@contact.test")
     blocked = requests.post(
         f"{box.stack.url}/v1/me/blocked-addresses",
         json={"address": "@spam.test"},
@@ -407,19 +273,11 @@ def test_rematch_links_existing_threads_when_a_person_gains_an_address(
     box.append("INBOX", mail("dora@later.test", box.user.email, "Before she was a contact"))
     box.sync()
     assert box.threads()[0]["links"] == []
-    dora = _person(box, "Dora Later", "Dora@Later.test")
+    dora = person(box, "Dora Later", "Dora@Later.test")
     box.stack.drain()
-    assert _links(box.threads()[0]) == {("person", dora, "auto:person")}
+    assert links(box.threads()[0]) == {("person", dora, "auto:person")}
     current_runtime().directory().delete(
         box.owner, __import__("crmsync.models.directory", fromlist=["Person"]).Person, dora
     )
     box.stack.drain()
     assert box.threads()[0]["links"] == []
-
-
-@pytest.fixture
-def hangup_proxy(dovecot: DovecotServer) -> Iterator[Any]:
-    from crmsync_local.testservers.hangup_proxy import HangupProxy
-
-    with HangupProxy(dovecot.host, dovecot.port) as proxy:
-        yield proxy

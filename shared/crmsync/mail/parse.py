@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email import errors
 from email.generator import BytesGenerator
 from email.header import decode_header, make_header
-from email.headerregistry import BaseHeader, HeaderRegistry
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import default as _DEFAULT_POLICY
@@ -118,6 +118,7 @@ _WESTERN = {
 }
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_ESCAPED_BYTES = re.compile("[\udc80-\udcff]+")
 _MSGID = re.compile(r"<([^<>]*)>")
 _ADDRESS_SPLIT = re.compile(r"[\s<>(),;:\"'\[\]]+")
 _DOMAIN = re.compile(r"(?:[a-z0-9_-]+\.)*[a-z0-9_-]+|\[[^\[\]\s]+\]")
@@ -171,17 +172,18 @@ def _lenient(data: bytes) -> tuple[str, bool]:
 
 
 def _readable(value: str, defects: _Defects) -> str:
-    """A string from the email package with raw 8-bit bytes (held as surrogates) decoded."""
+    """A string from the email package with its raw 8-bit bytes (held as surrogates)
+    decoded, each run on its own: one header may mix UTF-8 and Latin-1 bytes."""
     if not _SURROGATES.search(value):
         return value
-    try:
-        data = value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return _SURROGATES.sub("\ufffd", value)
-    text, utf8 = _lenient(data)
-    if not utf8:
-        defects.add("undecodable_bytes")
-    return text
+
+    def decode(run: re.Match[str]) -> str:
+        text, utf8 = _lenient(run.group().encode("utf-8", "surrogateescape"))
+        if not utf8:
+            defects.add("undecodable_bytes")
+        return text
+
+    return _SURROGATES.sub("\ufffd", _ESCAPED_BYTES.sub(decode, value))
 
 
 class _Headers:
@@ -218,11 +220,20 @@ class _Headers:
         return header
 
     def text(self, name: str) -> str:
-        """An unstructured field (Subject) with its encoded-words decoded."""
+        """An unstructured field (Subject) with its encoded-words decoded. The policy's own
+        header object would turn undecodable words into U+FFFD, so its parser is used."""
         value = self.raw(name)
-        header = self.parse(name, value)
-        text = str(header) if header is not None else (value or "")
-        return _readable(text, self._defects).strip()
+        if value is None:
+            return ""
+        try:
+            tree = UnstructuredHeader.value_parser(value)
+            value = str(tree)
+        except _LIBRARY_ERRORS:
+            self._defects.add("header_defect")
+        else:
+            if any(isinstance(d, errors.CharsetError) for d in tree.all_defects):
+                self._defects.add("unknown_charset")
+        return _readable(value, self._defects).strip()
 
     def params(self, name: str) -> tuple[str | None, dict[str, str]]:
         """The value and lower-cased parameters of Content-Type or Content-Disposition."""
@@ -352,7 +363,6 @@ def _codec(charset: str) -> str | None:
     name = _CHARSET_ALIASES.get(name, name)
     try:
         codec = codecs.lookup(name).name
-        b"".decode(codec)
     except (LookupError, ValueError):
         return None
     return None if codec in _NOT_CHARSETS else codec
@@ -362,20 +372,26 @@ def _decode_text(data: bytes, charset: str | None, defects: _Defects) -> str:
     """A text part as str in its declared charset, never raising: a wrong or unknown
     charset falls back to UTF-8, then Windows-1252."""
     codec = _codec(charset) if charset else "ascii"
-    if codec is None:
-        defects.add("unknown_charset")
-        text = _lenient(data)[0]
-    elif codec in _WESTERN:
+    if codec in _WESTERN:
         text = data.decode("ascii") if data.isascii() else _western(data, codec, defects)
     else:
-        try:
-            text = data.decode(codec)
-        except UnicodeError:
-            defects.add("undecodable_bytes")
-            text = _lenient(data)[0] if codec == "utf-8" else _utf8_or(data, codec)
+        text = _declared(data, codec, defects)
     if _SURROGATES.search(text):
         text = _SURROGATES.sub("\ufffd", text)
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _declared(data: bytes, codec: str | None, defects: _Defects) -> str:
+    if codec is not None:
+        try:
+            return data.decode(codec)
+        except LookupError:
+            pass  # a codec, but not of text (base64, zlib): no charset at all
+        except UnicodeError:
+            defects.add("undecodable_bytes")
+            return _lenient(data)[0] if codec == "utf-8" else _utf8_or(data, codec)
+    defects.add("unknown_charset")
+    return _lenient(data)[0]
 
 
 def _western(data: bytes, codec: str, defects: _Defects) -> str:
@@ -625,7 +641,7 @@ def _parsed(message: Message, walk: _Walk, size: int) -> ParsedMessage:
         bcc=headers.addresses("bcc"),
         date=_date(headers, defects),
         text=text,
-        html=sanitise_html(html) if html is not None else None,
+        html=sanitise_html(html).strip() if html is not None else None,
         snippet=snippet(text),
         attachments=walk.attachments,
         calendar=walk.calendar,

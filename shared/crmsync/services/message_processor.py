@@ -73,7 +73,12 @@ class MessageProcessor:
                 return self._relocate(account, existing, job)
             return self._insert(account, job)
         if existing is None:
-            return ProcessResult("skipped")  # filtered out, or never stored
+            # Filtered out, never stored, or deleted by an earlier delivery that may have
+            # died before its thread was rewritten: bring that thread up to date.
+            thread_id = self._store.message_thread(job.company_id, job.message_key)
+            if thread_id is not None:
+                self._assembler.assemble(account, thread_id)
+            return ProcessResult("skipped", thread_id)
         if job.op == "flags":
             return self._relocate(account, existing, job)
         return self._remove(account, existing, job.location)
@@ -113,6 +118,9 @@ class MessageProcessor:
             }
         )
         if changed == message:
+            # A redelivery, perhaps of a job whose worker died before the thread was
+            # written: recomputing is idempotent and writes only what is missing.
+            self._assembler.assemble(account, message.thread_id)
             return ProcessResult("unchanged", message.thread_id)
         self._store.update_message(changed)
         self._assembler.assemble(account, message.thread_id)
@@ -123,6 +131,7 @@ class MessageProcessor:
     ) -> ProcessResult:
         remaining = [loc for loc in message.locations if loc != location]
         if remaining == message.locations:
+            self._assembler.assemble(account, message.thread_id)
             return ProcessResult("unchanged", message.thread_id)
         if remaining:
             self._store.update_message(message.model_copy(update={"locations": remaining}))

@@ -52,13 +52,21 @@ class DynamoThreadStore:
             Key={"PK": keys.message_pointer_pk(company_id, message_key), "SK": keys.MESSAGE_SK},
             ConsistentRead=True,
         ).get("Item")
-        if pointer is None:
+        if pointer is None or pointer.get("deleted"):
             return None
         item = self._table.get_item(
             Key={"PK": keys.thread_pk(company_id, str(pointer["thread_id"])), "SK": pointer["sk"]},
             ConsistentRead=True,
         ).get("Item")
         return StoredMessage.model_validate(item["data"]) if item else None
+
+    def message_thread(self, company_id: str, message_key: str) -> str | None:
+        """The thread a message is or was in (the pointer outlives a deleted message)."""
+        pointer = self._table.get_item(
+            Key={"PK": keys.message_pointer_pk(company_id, message_key), "SK": keys.MESSAGE_SK},
+            ConsistentRead=True,
+        ).get("Item")
+        return str(pointer["thread_id"]) if pointer else None
 
     def insert_message(self, message: StoredMessage) -> bool:
         """Pointer and message in one transaction; False when the message exists already."""
@@ -77,7 +85,8 @@ class DynamoThreadStore:
                         "Put": {
                             "TableName": self._table.name,
                             "Item": pointer,
-                            "ConditionExpression": "attribute_not_exists(PK)",
+                            "ConditionExpression": "attribute_not_exists(PK) OR deleted = :yes",
+                            "ExpressionAttributeValues": {":yes": True},
                         }
                     },
                     {"Put": {"TableName": self._table.name, "Item": self._message_item(message)}},
@@ -94,14 +103,20 @@ class DynamoThreadStore:
         self._table.put_item(Item=self._message_item(message))
 
     def delete_message(self, message: StoredMessage) -> None:
+        """The message goes; its pointer stays as a tombstone naming the thread, so a job
+        redelivered after a crash can still bring the thread up to date."""
         self._client.transact_write_items(
             TransactItems=[
                 {
-                    "Delete": {
+                    "Put": {
                         "TableName": self._table.name,
-                        "Key": {
+                        "Item": {
                             "PK": keys.message_pointer_pk(message.company_id, message.id),
                             "SK": keys.MESSAGE_SK,
+                            "kind": "message_pointer",
+                            "thread_id": message.thread_id,
+                            "account_id": message.account_id,
+                            "deleted": True,
                         },
                     }
                 },
