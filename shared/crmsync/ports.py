@@ -248,7 +248,7 @@ class CheckpointConflict(RuntimeError):
 
 
 class RawMailStore(Protocol):
-    def put_raw(self, company_id: str, raw: bytes) -> tuple[str, str]:
+    def put_raw(self, company_id: str, account_id: str, raw: bytes) -> tuple[str, str]:
         """Store raw MIME under its content hash; returns (key, sha256). Idempotent."""
         ...
 

@@ -85,7 +85,8 @@ class Runtime:
 
     @cached_property
     def retention(self) -> DynamoRetentionRepository:
-        return DynamoRetentionRepository(self.table)
+        objects = self.raw_mail if self.settings.raw_mail_bucket else None
+        return DynamoRetentionRepository(self.table, objects=objects)
 
     @cached_property
     def directory_records(self) -> DynamoDirectoryRepository:

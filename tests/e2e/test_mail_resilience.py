@@ -10,6 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
+from boto3.dynamodb.conditions import Attr
 
 from crmsync.models.accounts import AccountState
 from crmsync.models.jobs import SyncAccount
@@ -227,3 +229,54 @@ def test_tricky_corpus_is_processed_without_a_crash(mailbox: Callable[..., Mailb
         detail = box.get(f"/v1/threads/{thread['id']}")
         for message in detail["messages"]:
             assert "<script" not in (message["html"] or "").lower()
+
+
+def test_retention_purges_every_synced_mail_item_and_object(
+    mailbox: Callable[..., Mailbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = mailbox(sync_start="1_month")
+    _fill(box)
+    box.sync()
+    assert len(box.threads()) == 5
+    stopped = requests.post(
+        f"{box.stack.url}/v1/mail-accounts/{box.account.id}/stop", headers=box.headers, timeout=10
+    )
+    assert stopped.status_code == 200, stopped.text
+    company = box.account.company_id
+    mail_kinds = {
+        "thread",
+        "message",
+        "message_pointer",
+        "thread_link",
+        "message_id_ref",
+        "subject_thread",
+        "participant",
+        "uid_entry",
+        "folder_checkpoint",
+    }
+
+    def leftovers() -> list[str]:
+        table = boto3.resource("dynamodb").Table(box.stack.resource("MainTable"))
+        scan = table.scan(
+            FilterExpression=Attr("PK").begins_with(f"COMPANY#{company}#")
+            & Attr("kind").is_in(sorted(mail_kinds))
+        )
+        return sorted({str(item["kind"]) for item in scan["Items"]})
+
+    def objects() -> int:
+        listing = boto3.client("s3").list_objects_v2(
+            Bucket=box.stack.resource("RawMailBucket"), Prefix=f"raw/{company}/"
+        )
+        return int(listing.get("KeyCount", 0))
+
+    assert "message_id_ref" in leftovers()
+    assert objects() == 6
+    monkeypatch.setenv("CRMSYNC_RETENTION_DAYS", "0")
+    current_runtime.cache_clear()
+    try:
+        box.stack.fire("MaintenanceFunction.Daily")
+    finally:
+        monkeypatch.delenv("CRMSYNC_RETENTION_DAYS")
+        current_runtime.cache_clear()
+    assert leftovers() == []
+    assert objects() == 0

@@ -334,7 +334,7 @@ class FolderSync:
         outcome.fetched += len(jobs)
 
     def _upsert(self, checkpoint: FolderCheckpoint, message: FetchedMessage) -> ProcessMessage:
-        raw_key, sha = self.raw.put_raw(self.account.company_id, message.raw)
+        raw_key, sha = self.raw.put_raw(self.account.company_id, self.account.id, message.raw)
         summary = header_summary(message.raw)
         key = message_key(
             self.account.company_id,

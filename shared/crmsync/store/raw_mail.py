@@ -1,7 +1,8 @@
 """S3 adapter of raw MIME and parsed bodies (bucket `RawMailBucket`).
 
-Raw messages are keyed by their content hash under the company: the same bytes seen in two
-folders (or fetched twice) are one object. Every key starts with the company."""
+Raw messages are keyed by their content hash under the company and account: the same bytes
+seen in two folders (or fetched twice) are one object, and an account's objects can be
+purged by prefix. Every key starts with the company."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ class S3RawMailStore:
         self._client = client
         self._bucket = bucket
 
-    def put_raw(self, company_id: str, raw: bytes) -> tuple[str, str]:
+    def put_raw(self, company_id: str, account_id: str, raw: bytes) -> tuple[str, str]:
         sha = hashlib.sha256(raw).hexdigest()
-        key = f"raw/{company_id}/{sha[:2]}/{sha}.eml"
+        key = f"raw/{company_id}/{account_id}/{sha}.eml"
         self._client.put_object(
             Bucket=self._bucket, Key=key, Body=raw, ContentType="message/rfc822"
         )
@@ -38,7 +39,13 @@ class S3RawMailStore:
     def get_parsed(self, key: str) -> bytes:
         return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
 
-    def delete_prefix(self, prefix: str) -> int:
+    def delete_account_objects(self, company_id: str, account_id: str) -> int:
+        """Raw and parsed messages of an account (the retention sweep)."""
+        return sum(
+            self._delete_prefix(f"{kind}/{company_id}/{account_id}/") for kind in ("raw", "parsed")
+        )
+
+    def _delete_prefix(self, prefix: str) -> int:
         """Delete every object under a prefix (the retention sweep); how many went."""
         deleted = 0
         paginator = self._client.get_paginator("list_objects_v2")

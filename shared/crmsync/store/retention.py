@@ -7,10 +7,11 @@ finding them is one Query per shard, never a Scan.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -63,9 +64,75 @@ def in_account_partition(sort_key_prefix: str) -> KeyFinder:
     return find
 
 
-# What there is to purge today; sync runs also expire by TTL 30 days after they finished.
+def _query_keys(table: Table, **query: Any) -> Iterator[dict[str, Any]]:
+    while True:
+        page = table.query(**query)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def uid_maps(table: Table, company_id: str, account_id: str) -> Iterator[dict[str, Any]]:
+    """The UID map of every folder, found through the folder checkpoints."""
+    for checkpoint in in_account_partition(keys.FOLDER_PREFIX)(table, company_id, account_id):
+        folder_id = str(checkpoint["SK"]).removeprefix(keys.FOLDER_PREFIX)
+        pk = keys.uid_map_pk(company_id, account_id, folder_id)
+        for item in _query_keys(
+            table, KeyConditionExpression=Key("PK").eq(pk), ProjectionExpression="PK, SK"
+        ):
+            yield {"PK": item["PK"], "SK": item["SK"]}
+
+
+def threads(table: Table, company_id: str, account_id: str) -> Iterator[dict[str, Any]]:
+    """Every thread of the account with its messages, links, message pointers, Message-ID
+    refs, subject and participant entries (found through the thread and message data)."""
+    for thread in _query_keys(
+        table,
+        IndexName="GSI1",
+        KeyConditionExpression=Key("GSI1PK").eq(
+            keys.account_threads_gsi1pk(company_id, account_id)
+        ),
+    ):
+        data = thread["data"]
+        thread_id = str(data["id"])
+        for participant in data.get("participants", []):
+            yield {
+                "PK": keys.participant_pk(company_id, str(participant["email"])),
+                "SK": keys.participant_sk(thread_id),
+            }
+        if data.get("thread_subject"):
+            digest = _digest(str(data["thread_subject"]))
+            yield {"PK": keys.subject_pk(company_id, account_id, digest), "SK": thread_id}
+        for item in _query_keys(
+            table, KeyConditionExpression=Key("PK").eq(keys.thread_pk(company_id, thread_id))
+        ):
+            if str(item["SK"]).startswith(keys.MESSAGE_PREFIX):
+                message = item["data"]
+                yield {
+                    "PK": keys.message_pointer_pk(company_id, str(message["id"])),
+                    "SK": keys.MESSAGE_SK,
+                }
+                ids = [message.get("message_id_header"), *message.get("references", [])]
+                ids += message.get("in_reply_to", [])
+                for message_id in {str(i) for i in ids if i}:
+                    yield {
+                        "PK": keys.msgid_ref_pk(company_id, account_id, _digest(message_id)),
+                        "SK": keys.MSGID_SK,
+                    }
+            yield {"PK": item["PK"], "SK": item["SK"]}
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+# What there is to purge; sync runs also expire by TTL 30 days after they finished. Kinds
+# found through another kind's items come first (UID maps through the checkpoints).
 SYNCED_DATA: tuple[SyncedData, ...] = (
     SyncedData("sync_runs", in_account_partition(keys.SYNC_RUN_PREFIX)),
+    SyncedData("threads_and_messages", threads),
+    SyncedData("uid_maps", uid_maps),
     SyncedData("folder_checkpoints", in_account_partition(keys.FOLDER_PREFIX)),
 )
 
@@ -74,10 +141,20 @@ def _conditional_failed(exc: ClientError) -> bool:
     return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
+class ObjectPurge(Protocol):
+    def delete_account_objects(self, company_id: str, account_id: str) -> int: ...
+
+
 class DynamoRetentionRepository:
-    def __init__(self, table: Table, synced_data: Sequence[SyncedData] = SYNCED_DATA) -> None:
+    def __init__(
+        self,
+        table: Table,
+        synced_data: Sequence[SyncedData] = SYNCED_DATA,
+        objects: ObjectPurge | None = None,
+    ) -> None:
         self._table = table
         self._synced_data = tuple(synced_data)
+        self._objects = objects
 
     def due(self, shard: int, inactive_before: datetime) -> Iterator[PurgeDue]:
         query: dict[str, Any] = {
@@ -112,12 +189,14 @@ class DynamoRetentionRepository:
 
     def purge(self, company_id: str, account_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
-        with self._table.batch_writer() as batch:
+        with self._table.batch_writer(overwrite_by_pkeys=["PK", "SK"]) as batch:
             for kind in self._synced_data:
                 counts[kind.name] = 0
                 for key in kind.keys_of(self._table, company_id, account_id):
                     batch.delete_item(Key=key)
                     counts[kind.name] += 1
+        if self._objects is not None:
+            counts["stored_objects"] = self._objects.delete_account_objects(company_id, account_id)
         return counts
 
     def record(self, record: PurgeRecord) -> None:
