@@ -110,6 +110,22 @@ def test_run_serves_health_syncs_the_demo_and_stops_everything(tmp_path: Path) -
         assert runs[0]["outcome"] == "ok"
         assert runs[0]["messages_on_server"] == 331  # STATUS of INBOX and Sent, for real
 
+        threads: list[dict[str, object]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(t["links"] for t in threads):
+            threads = requests.get(
+                f"http://127.0.0.1:{port}/v1/threads?account_id=demo-account&limit=100",
+                headers={"Authorization": f"Bearer {token.group(1)}"},
+                timeout=10,
+            ).json()["items"]
+            time.sleep(0.5)
+        assert threads, "the demo mail was never synced"
+        linked = [t for t in threads if t["links"]]
+        assert linked, "no demo thread was linked to a person or deal"
+        assert {link["reason"] for t in linked for link in t["links"]} <= {  # type: ignore[attr-defined]
+            "auto:person",
+            "auto:deal",
+        }
         children = _descendants(proc.pid)
         assert any("dovecot" in c for c in children.values())
         assert any("DynamoDBLocal.jar" in c for c in children.values())

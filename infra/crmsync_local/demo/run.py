@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import caldav
 from pydantic import SecretStr
 
+from crmsync.models.accounts import SyncSettingsPatch
 from crmsync.models.deals import Deal, DealCreate
 from crmsync.models.directory import (
     Organization,
@@ -75,8 +76,8 @@ class Demo:
         messages = self._seed_mail(mail_user, mailbox)
         cal_user = self.radicale.add_user(DEMO_LOGIN, DEMO_PASSWORD)
         events = self._seed_calendar(cal_user, now)
-        self._register_account(mail_user)
         records = self._seed_directory(mailbox, mail_user)
+        self._register_account(mail_user)
         self.summary = DemoSummary(mail_user, cal_user, messages, events, records)
         return self.summary
 
@@ -127,6 +128,8 @@ class Demo:
                 username=user.username,
                 imap=ServerEndpoint(host="localhost", port=self.dovecot.ssl_port, security="ssl"),
                 smtp=ServerEndpoint(host="localhost", port=self.smtp.port, security="starttls"),
+                # The demo mail goes back months: a historical start brings it all in.
+                settings=SyncSettingsPatch(sync_start="1_year"),
             ),
             account_id=DEMO_ACCOUNT,
         )
@@ -201,7 +204,10 @@ class Demo:
             "TLS, polled on the schedule (first tick two seconds after start)",
             f"  CRM        {s.records['organizations']} organizations, {s.records['persons']} "
             f"persons, {s.records['deals']} deals (GET /v1/persons, /v1/deals)",
+            "  mail       synced from a year back, threaded and linked to persons and open deals",
             f"  export USER_TOKEN={user_token}",
             f'  curl -s -H "Authorization: Bearer $USER_TOKEN" '
             f"{self.stack.url}/v1/mail-accounts/{DEMO_ACCOUNT}/sync-runs",
+            f'  curl -s -H "Authorization: Bearer $USER_TOKEN" '
+            f'"{self.stack.url}/v1/threads?account_id={DEMO_ACCOUNT}&limit=5"',
         ]
