@@ -135,7 +135,8 @@ _ICAL_ESCAPE = re.compile(r"\\([\\;,nN])")
 
 
 class UnparseableMessage(ValueError):
-    """The input is not an email at all: empty, or nothing but whitespace."""
+    """The input is not an email at all: empty or only whitespace, or even its header
+    cannot be read by the email package."""
 
 
 class _Defects:
