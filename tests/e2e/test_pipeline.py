@@ -118,12 +118,16 @@ def test_accounts_are_isolated_by_company_and_owner(
 
 
 def test_duplicate_delivery_of_a_sync_job_changes_nothing(
-    local_stack: LocalStack, seed: Callable[..., MailAccount]
+    local_stack: LocalStack, seed: Callable[..., MailAccount], dovecot: DovecotServer
 ) -> None:
     account = seed()
     local_stack.fire(SCHEDULE)  # the first poll out of the way
     local_stack.drain()
     local_stack.published_events()
+    new = (
+        b"From: a@x.test\r\nTo: b@x.test\r\nSubject: New\r\nMessage-ID: <dup@x.test>\r\n\r\nhi\r\n"
+    )
+    dovecot.append(account.email, "INBOX", new)
     job = SyncAccount(
         job_id=f"{account.id}:dup",
         account_id=account.id,
@@ -141,7 +145,10 @@ def test_duplicate_delivery_of_a_sync_job_changes_nothing(
     local_stack.drain()
     owner = local_stack.token("owner-1", account.company_id)
     runs = _runs(local_stack, account, owner).json()["items"]
+    # The first delivery fetched the new message; the second found nothing to do.
     assert [r["id"] for r in runs].count(job.job_id) == 1
+    (run,) = [r for r in runs if r["id"] == job.job_id]
+    assert run["messages_fetched"] == 1
     published = [
         e for e in local_stack.published_events() if e["detail"].get("run_id") == job.job_id
     ]

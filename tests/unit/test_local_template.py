@@ -136,6 +136,7 @@ def test_real_template_functions_resolve_against_local_names() -> None:
     for name in ("MainTable", "IdempotencyTable", "RawMailBucket", "EventBus", "CredentialsKey"):
         template.physical[name] = {"Ref": f"local-{name}", "Arn": f"arn:local:{name}"}
     template.physical["SyncQueue"] = {"Ref": "http://localhost/sync.fifo", "Arn": QUEUE_ARN}
+    template.physical["ProcessQueue"] = {"Ref": "http://localhost/process.fifo", "Arn": "arn:p"}
     template.physical["HttpApi"] = {"Ref": "local-HttpApi"}
 
     functions = load_functions(template)
@@ -145,6 +146,12 @@ def test_real_template_functions_resolve_against_local_names() -> None:
     assert sync_fn.environment["TABLE_NAME"] == "local-MainTable"
     assert sync_fn.environment["SYNC_QUEUE_URL"] == "http://localhost/sync.fifo"
     assert sync_fn.events["SyncJobs"]["Properties"]["Queue"] == QUEUE_ARN
+    assert sync_fn.environment["PROCESS_QUEUE_URL"] == "http://localhost/process.fifo"
+    assert functions["MessageProcessorFunction"].events["ProcessJobs"]["Properties"] == {
+        "Queue": "arn:p",
+        "BatchSize": 10,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
     routes = {r.route_key: r.authorized for r in collect_routes(template, functions)}
     assert routes["GET /health"] is False
     assert routes["GET /v1/mail-accounts/{account_id}/sync-runs"] is True

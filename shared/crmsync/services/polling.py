@@ -21,9 +21,12 @@ class PollDispatcher:
     """Reads the sparse PollDue index shard by shard (a Query each, never a Scan).
 
     Claiming moves `next_poll_at` forward by a lease with a conditional write before the job
-    is sent, so overlapping ticks or a second dispatcher never enqueue the same account twice;
-    the sync pushes it to the real next time when it finishes. A job lost in between is
-    retried when the lease runs out.
+    is sent, so overlapping ticks or a second dispatcher never enqueue the same account twice.
+    The runtime makes the lease the poll interval: the claim is then the poll's only write,
+    and a sync of an unchanged mailbox writes nothing more (SPEC S1); a sync that changed
+    something or failed reschedules the account itself. A job lost in between is retried when
+    the lease runs out, and a sync still running when the next one is due makes the FIFO
+    group queue the next behind it.
     """
 
     def __init__(
