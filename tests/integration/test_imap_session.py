@@ -478,3 +478,28 @@ def test_folder_name_with_spaces_and_non_ascii(
     selected = open_session.select(name)
     assert (selected.name, selected.exists) == (name, 1)
     assert [m.raw for m in open_session.fetch_messages([uid])] == [raw]
+
+
+def test_list_status_gives_every_folder_and_its_status_in_one_command(
+    dovecot: DovecotServer, mail_user: MailUser, open_session: ImapSession
+) -> None:
+    name = "Kunden & Partner/Müller Straße"
+    dovecot.create_folder(mail_user, name)
+    dovecot.append(mail_user, name, _message("umlauts"))
+    dovecot.append(mail_user, "INBOX", _message("one"))
+    dovecot.append(mail_user, "INBOX", _message("two"))
+    assert "LIST-STATUS" in open_session.capabilities
+    before = open_session.commands_sent
+    combined = open_session.list_status()
+    assert open_session.commands_sent == before + 1
+    assert combined is not None
+    by_name = {folder.name: (folder, status) for folder, status in combined}
+    assert set(by_name) == {f.name for f in open_session.list_folders()}
+    assert by_name["Sent"][0].special_use == "\\Sent"
+    for folder_name in ("INBOX", name, "Sent"):
+        status = by_name[folder_name][1]
+        assert status == open_session.status(folder_name)
+    inbox = by_name["INBOX"][1]
+    assert inbox is not None
+    assert inbox.messages == 2
+    assert inbox.highestmodseq is not None

@@ -86,6 +86,39 @@ class ImapClientSession:
     def list_folders(self) -> list[FolderInfo]:
         return [folder_info(*entry) for entry in self._client.list_folders()]
 
+    def list_status(self) -> list[tuple[FolderInfo, FolderStatus | None]] | None:
+        """Every folder and its status in ONE command (RFC 5819 LIST-STATUS), or None when
+        the server lacks the extension. Folders that cannot be selected have no status."""
+        if "LIST-STATUS" not in self.capabilities:
+            return None
+        items = (*STATUS_ITEMS, "HIGHESTMODSEQ") if self.condstore else STATUS_ITEMS
+        imap = self._imap
+        imap.untagged_responses.pop("LIST", None)
+        imap.untagged_responses.pop("STATUS", None)
+        typ, data = imap._simple_command(
+            "LIST", '""', '"*"', "RETURN", f"(SPECIAL-USE STATUS ({' '.join(items)}))"
+        )
+        if typ != "OK":
+            raise imaplib.IMAP4.error(f"LIST-STATUS failed: {data!r}")
+        listed = imap.untagged_responses.pop("LIST", [])
+        statuses: dict[str, FolderStatus] = {}
+        for line in imap.untagged_responses.pop("STATUS", []):
+            if not line:
+                continue
+            name_raw, values_raw = gen_parsed_response_pair(line)
+            name = imap_utf7.decode(name_raw) if isinstance(name_raw, bytes) else str(name_raw)
+            values = {_text(key).upper(): value for key, value in _pairs(values_raw)}
+            modseq = values.get("HIGHESTMODSEQ")
+            statuses[name] = FolderStatus(
+                name=name,
+                uidvalidity=_required_int(values, "UIDVALIDITY"),
+                uidnext=_required_int(values, "UIDNEXT"),
+                messages=_required_int(values, "MESSAGES"),
+                highestmodseq=int(modseq) if modseq is not None and self.condstore else None,
+            )
+        folders = [folder_info(*entry) for entry in self._client._proc_folder_list(listed)]
+        return [(folder, statuses.get(folder.name)) for folder in folders]
+
     def status(self, folder: str) -> FolderStatus:
         """One STATUS; HIGHESTMODSEQ only where CONDSTORE makes it a valid item."""
         items = (*STATUS_ITEMS, "HIGHESTMODSEQ") if self.condstore else STATUS_ITEMS
@@ -231,6 +264,19 @@ class ImapClientSession:
 
 
 # -- pure helpers (unit-tested without a server) ----------------------------------------------
+def gen_parsed_response_pair(line: bytes) -> tuple[Any, Any]:
+    """A STATUS line `"name" (ITEM value ...)` as (name, items)."""
+    parsed = list(gen_parsed_response([line]))
+    if len(parsed) != 2:
+        raise ProtocolError(f"unexpected STATUS response: {line!r}")
+    return parsed[0], parsed[1]
+
+
+def _pairs(values: Any) -> list[tuple[Any, Any]]:
+    items = list(values)
+    return [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+
+
 def expand_uid_set(text: str | bytes, upper: int | None = None) -> list[int]:
     """Expand a UID set: "3:7,9,12:10" -> [3, 4, 5, 6, 7, 9, 10, 11, 12], sorted, unique.
 

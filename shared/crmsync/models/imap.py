@@ -80,6 +80,11 @@ class ImapSession(Protocol):
 
     def list_folders(self) -> list[FolderInfo]: ...
 
+    def list_status(self) -> list[tuple[FolderInfo, FolderStatus | None]] | None:
+        """Every folder with its status in one round trip (LIST-STATUS, RFC 5819); None when
+        the server lacks the extension (then LIST and one STATUS per folder)."""
+        ...
+
     def status(self, folder: str) -> FolderStatus:
         """One STATUS (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ])."""
         ...

@@ -146,8 +146,13 @@ class MailSync:
 
     # -- folders ----------------------------------------------------------------------------
     def _statuses(self, session: ImapSession, account: MailAccount) -> list[FolderStatus]:
-        """Which folders sync, and one STATUS each (the idle poll's whole cost)."""
-        listed = [f for f in session.list_folders() if not _unselectable(f)]
+        """Which folders sync and their STATUS: the idle poll's whole cost. One LIST-STATUS
+        round trip where the server has it, else a LIST and one STATUS per folder."""
+        combined = session.list_status()
+        if combined is not None:
+            listed = [folder for folder, _ in combined if not _unselectable(folder)]
+        else:
+            listed = [f for f in session.list_folders() if not _unselectable(f)]
         if account.settings.folders == "all":
             wanted = [f.name for f in listed if f.special_use not in NOT_SYNCED_BY_DEFAULT]
         else:
@@ -156,6 +161,9 @@ class MailSync:
             if missing:
                 raise MailServerError(_folder_missing(missing[0]))
             wanted = [f.name for f in listed if f.name in account.settings.selected_folders]
+        if combined is not None:
+            known = {folder.name: status for folder, status in combined}
+            return [known[name] or session.status(name) for name in wanted]
         return [session.status(name) for name in wanted]
 
     def _continue_later(self, job: SyncAccount, account: MailAccount) -> None:
