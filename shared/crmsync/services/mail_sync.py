@@ -153,7 +153,12 @@ class MailSync:
             listed = [folder for folder, _ in combined if not _unselectable(folder)]
         else:
             listed = [f for f in session.list_folders() if not _unselectable(f)]
-        if account.settings.folders == "all":
+        everything = [f.name for f in listed if f.special_use == "\\All"]
+        if account.settings.folders == "all" and everything:
+            # Gmail and others with an "All Mail" folder: it holds every message once (labels
+            # are folders there), so it alone is synced instead of each copy in each label.
+            wanted = everything[:1]
+        elif account.settings.folders == "all":
             wanted = [f.name for f in listed if f.special_use not in NOT_SYNCED_BY_DEFAULT]
         else:
             names = {f.name for f in listed}
