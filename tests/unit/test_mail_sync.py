@@ -1,4 +1,5 @@
-"""One mail sync run: recorded once, announced, and the account rescheduled."""
+"""One mail sync run of an account (MailSync): login, one STATUS per synced folder, the
+folders that changed synced, the run recorded and announced only when something changed."""
 
 from __future__ import annotations
 
@@ -6,302 +7,265 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crmsync.clock import iso
-from crmsync.models.accounts import AccountState, MailAccount
-from crmsync.models.jobs import SyncAccount
-from crmsync.services.accounts import AccountService
-from crmsync.services.mail_sync import MailSync
-from tests.unit.fakes import (
-    FakeAccountRepository,
-    FakeClock,
-    FakeEventPublisher,
-    FakeJobQueue,
-    FakeMailbox,
-    FakeSecretBox,
-    FakeSyncRunRepository,
-)
+from crmsync.models.accounts import AccountKind, AccountState, SyncSettings
+from tests.unit.fakes_mail import SyncRig, mime
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-ENQUEUED = NOW - timedelta(seconds=20)
 INTERVAL = timedelta(minutes=5)
-SHARDS = 8
-LEASED_UNTIL = NOW + timedelta(minutes=15)
-PASSWORD = "correct horse"
+OPEN_COST = 2  # CAPABILITY + LOGIN
+LIST_COST = 1
 
 
-def mail_account(state: AccountState = AccountState.ACTIVE) -> MailAccount:
-    return MailAccount(
-        id="a1",
-        company_id="c1",
-        user_id="u1",
-        email="a1@example.com",
-        state=state,
-        created_at=NOW - timedelta(days=30),
-        next_poll_at=LEASED_UNTIL,
-    )
+class Rig(SyncRig):
+    """A mailbox with the usual special-use folders, one custom folder and a \\Noselect one."""
+
+    def __init__(self, **server_options: bool) -> None:
+        super().__init__(now=NOW, batch_size=10, poll_interval=INTERVAL, **server_options)
+        self.server.add_folder("Sent", special_use="\\Sent")
+        self.server.add_folder("Drafts", special_use="\\Drafts")
+        self.server.add_folder("Trash", special_use="\\Trash")
+        self.server.add_folder("Junk", special_use="\\Junk")
+        self.server.add_folder("Projects")
+        self.server.add_folder("[Gmail]", flags=["\\Noselect"])
 
 
-JOB = SyncAccount(job_id="a1:job", account_id="a1", company_id="c1", enqueued_at=ENQUEUED)
-
-
-@pytest.fixture
-def accounts() -> FakeAccountRepository:
-    return FakeAccountRepository()
+def message(n: int) -> bytes:
+    return mime(message_id=f"m{n}@example.com", subject=f"Hello {n}", sent=NOW)
 
 
 @pytest.fixture
-def runs() -> FakeSyncRunRepository:
-    return FakeSyncRunRepository()
+def rig() -> Rig:
+    return Rig()
 
 
-@pytest.fixture
-def events() -> FakeEventPublisher:
-    return FakeEventPublisher()
+def test_a_refused_password_records_auth_failed_and_fetches_nothing(rig: Rig) -> None:
+    rig.add_account()
+    rig.server.append("INBOX", message(1), internaldate=NOW)
+    rig.health.password = "wrong"
 
-
-@pytest.fixture
-def mailbox() -> FakeMailbox:
-    server = FakeMailbox()
-    server.passwords["a1@example.com"] = PASSWORD
-    return server
-
-
-@pytest.fixture
-def sync(
-    accounts: FakeAccountRepository,
-    runs: FakeSyncRunRepository,
-    events: FakeEventPublisher,
-    mailbox: FakeMailbox,
-) -> MailSync:
-    secrets = FakeSecretBox()
-    accounts.credentials[("c1", "a1")] = secrets.seal(
-        PASSWORD, {"company_id": "c1", "account_id": "a1"}
-    )
-    clock = FakeClock(NOW)
-    health = AccountService(
-        accounts, secrets, mailbox, FakeJobQueue(), events, clock, SHARDS, INTERVAL
-    )
-    return MailSync(
-        accounts, runs, events, clock, poll_interval=INTERVAL, mailbox=mailbox, health=health
-    )
-
-
-def test_run_on_an_active_account_records_one_ok_run(
-    accounts: FakeAccountRepository, runs: FakeSyncRunRepository, sync: MailSync
-) -> None:
-    accounts.put(mail_account(), SHARDS)
-
-    run = sync.run(JOB)
-
-    assert runs.recorded == [run]
-    assert (run.id, run.account_id, run.outcome) == ("a1:job", "a1", "ok")
-    assert (run.folders_checked, run.messages_on_server) == (2, 7)  # what the poll reported
-    assert (run.reason, run.enqueued_at, run.started_at, run.finished_at) == (
-        "schedule",
-        ENQUEUED,
-        NOW,
-        NOW,
-    )
-
-
-def test_run_on_an_active_account_publishes_one_completed_event(
-    accounts: FakeAccountRepository, events: FakeEventPublisher, sync: MailSync
-) -> None:
-    accounts.put(mail_account(), SHARDS)
-
-    sync.run(JOB)
-
-    (event,) = events.events
-    assert event.detail_type == "mail_sync.completed"
-    assert event.company_id == "c1"
-    assert event.occurred_at == NOW
-    assert event.detail == {"account_id": "a1", "run_id": "a1:job", "outcome": "ok"}
-
-
-def test_run_on_an_active_account_schedules_the_next_poll_one_interval_out(
-    accounts: FakeAccountRepository, sync: MailSync
-) -> None:
-    accounts.put(mail_account(), SHARDS)
-
-    sync.run(JOB)
-
-    account = accounts.get("c1", "a1")
-    poll = accounts.poll_keys("c1", "a1")
-    assert account is not None
-    assert poll is not None
-    assert account.last_synced_at == NOW
-    assert account.next_poll_at == NOW + INTERVAL
-    assert poll.next_poll_at == iso(NOW + INTERVAL)
-
-
-@pytest.mark.parametrize(
-    ("state", "detail"),
-    [
-        (AccountState.STOPPED, "account is stopped"),
-        (AccountState.NEEDS_REAUTH, "account is needs_reauth"),
-    ],
-)
-def test_run_on_an_account_that_does_not_poll_is_skipped_and_not_rescheduled(
-    state: AccountState,
-    detail: str,
-    accounts: FakeAccountRepository,
-    runs: FakeSyncRunRepository,
-    sync: MailSync,
-) -> None:
-    accounts.put(mail_account(state), SHARDS)
-
-    run = sync.run(JOB)
-
-    assert (run.outcome, run.detail) == ("skipped", detail)
-    assert runs.recorded == [run]
-    account = accounts.get("c1", "a1")
-    assert account is not None
-    assert account.next_poll_at == LEASED_UNTIL
-    assert account.last_synced_at is None
-    assert accounts.poll_keys("c1", "a1") is None
-
-
-def test_run_on_a_removed_account_is_skipped(
-    runs: FakeSyncRunRepository, events: FakeEventPublisher, sync: MailSync
-) -> None:
-    run = sync.run(JOB)
-
-    assert (run.outcome, run.detail) == ("skipped", "account removed")
-    assert runs.recorded == [run]
-    assert [e.detail["outcome"] for e in events.events] == ["skipped"]
-
-
-def test_same_job_run_twice_leaves_one_recorded_run(
-    accounts: FakeAccountRepository,
-    runs: FakeSyncRunRepository,
-    events: FakeEventPublisher,
-    sync: MailSync,
-) -> None:
-    accounts.put(mail_account(), SHARDS)
-
-    sync.run(JOB)
-    sync.run(JOB)
-
-    assert [run.id for run in runs.recorded] == ["a1:job"]
-    assert len(runs.list("c1", "a1", limit=10, cursor=None).items) == 1
-    # The announcement may repeat; consumers dedupe on run_id.
-    assert {e.detail["run_id"] for e in events.events} == {"a1:job"}
-
-
-def test_distinct_jobs_are_recorded_separately(
-    accounts: FakeAccountRepository, runs: FakeSyncRunRepository, sync: MailSync
-) -> None:
-    accounts.put(mail_account(), SHARDS)
-
-    sync.run(JOB)
-    sync.run(JOB.model_copy(update={"job_id": "a1:next", "enqueued_at": NOW}))
-
-    assert sorted(run.id for run in runs.recorded) == ["a1:job", "a1:next"]
-
-
-def test_a_refused_password_moves_the_account_to_needs_reauth_and_out_of_polling(
-    accounts: FakeAccountRepository,
-    runs: FakeSyncRunRepository,
-    events: FakeEventPublisher,
-    mailbox: FakeMailbox,
-    sync: MailSync,
-) -> None:
-    accounts.put(mail_account(), SHARDS)
-    mailbox.passwords["a1@example.com"] = "changed on the server"
-
-    run = sync.run(JOB)
+    run = rig.run()
 
     assert (run.outcome, run.detail) == ("failed", "auth_failed")
-    stored = accounts.get("c1", "a1")
-    assert stored is not None
-    assert stored.state == AccountState.NEEDS_REAUTH
-    assert stored.last_error is not None
-    assert "app password" in stored.last_error.action
-    assert accounts.poll_keys("c1", "a1") is None
-    changes = [e for e in events.events if e.detail_type == "account.state_changed"]
-    assert [(e.detail["from"], e.detail["to"]) for e in changes] == [("active", "needs_reauth")]
+    assert [p.code for p in rig.health.failures] == ["auth_failed"]
+    assert rig.health.successes == 0
+    assert rig.server.sessions_opened == 0
+    assert rig.server.fetched == []
+    assert rig.queue.messages == []
+    assert rig.checkpoints.writes == 0
+    assert [r.outcome for r in rig.runs.recorded] == ["failed"]
 
 
-def test_an_unreachable_server_backs_off_and_keeps_polling(
-    accounts: FakeAccountRepository, mailbox: FakeMailbox, sync: MailSync
-) -> None:
-    accounts.put(mail_account(), SHARDS)
-    mailbox.down = True
+def test_a_timeout_on_login_records_the_failure_and_keeps_no_state(rig: Rig) -> None:
+    rig.add_account()
+    rig.sessions.fail_with = "timeout"
 
-    sync.run(JOB)
-    first = accounts.get("c1", "a1")
-    sync.run(JOB.model_copy(update={"job_id": "a1:job2"}))
-    second = accounts.get("c1", "a1")
+    run = rig.run()
 
-    assert first is not None
-    assert second is not None
-    assert first.state == second.state == AccountState.CONNECTION_ERROR
-    assert (first.failures, second.failures) == (1, 2)
-    assert first.next_poll_at is not None
-    assert second.next_poll_at is not None
-    assert first.next_poll_at >= NOW + INTERVAL
-    assert second.next_poll_at - NOW > first.next_poll_at - NOW - INTERVAL / 5
-    assert accounts.poll_keys("c1", "a1") is not None
+    assert (run.outcome, run.detail) == ("failed", "timeout")
+    assert [p.code for p in rig.health.failures] == ["timeout"]
+    assert rig.checkpoints.writes == 0
+    assert rig.raw.raw_puts == 0
+    assert [e.detail["outcome"] for e in rig.events.events] == ["failed"]
 
 
-def test_the_next_good_poll_clears_the_connection_error(
-    accounts: FakeAccountRepository, mailbox: FakeMailbox, sync: MailSync
-) -> None:
-    accounts.put(mail_account(), SHARDS)
-    mailbox.down = True
-    sync.run(JOB)
-    mailbox.down = False
+def test_the_first_run_seeds_the_synced_folders_and_is_recorded(rig: Rig) -> None:
+    rig.add_account()
 
-    run = sync.run(JOB.model_copy(update={"job_id": "a1:job2"}))
+    run = rig.run()
 
-    stored = accounts.get("c1", "a1")
     assert run.outcome == "ok"
-    assert stored is not None
-    assert (stored.state, stored.failures, stored.last_error) == (AccountState.ACTIVE, 0, None)
+    assert run.folders_checked == 3  # INBOX, Sent, Projects
+    assert sorted(rig.checkpoints.checkpoints("c1", "a1")) == ["INBOX", "Projects", "Sent"]
+    assert rig.runs.recorded == [run]
+    (event,) = rig.events.events
+    assert event.detail_type == "mail_sync.completed"
+    assert event.detail["run_id"] == run.id
 
 
-def test_an_idle_healthy_poll_does_not_rewrite_the_account(
-    accounts: FakeAccountRepository, mailbox: FakeMailbox, sync: MailSync
+def test_an_idle_second_run_costs_login_list_and_one_status_per_folder_and_writes_nothing(
+    rig: Rig,
 ) -> None:
-    accounts.put(mail_account(), SHARDS)
-    before = accounts.get("c1", "a1")
+    rig.add_account()
+    rig.server.append("INBOX", message(1), internaldate=NOW)
+    rig.run()
+    before = rig.accounts.get("c1", "a1")
+    writes, recorded, events = (
+        rig.checkpoints.writes,
+        len(rig.runs.recorded),
+        len(rig.events.events),
+    )
 
-    sync.run(JOB)
+    run = rig.run()
 
-    after = accounts.get("c1", "a1")
-    assert before is not None
-    assert after is not None
-    assert after.version == before.version
-    assert mailbox.polls == 1
+    assert run.outcome == "idle"
+    assert run.folders_checked == 3
+    assert run.messages_on_server == 1
+    assert run.imap_commands == OPEN_COST + LIST_COST + 3
+    assert rig.sessions.opened[-1].calls == ["LIST", "STATUS", "STATUS", "STATUS"]
+    assert rig.checkpoints.writes == writes
+    assert len(rig.runs.recorded) == recorded
+    assert len(rig.events.events) == events
+    assert rig.queue.messages == []
+    after = rig.accounts.get("c1", "a1")
+    assert after == before  # not even the poll schedule is rewritten
 
 
-def test_a_connection_error_lasting_three_days_needs_attention_but_keeps_polling(
-    accounts: FakeAccountRepository,
-    mailbox: FakeMailbox,
-    sync: MailSync,
-    events: FakeEventPublisher,
+def test_an_idle_run_on_a_list_status_server_costs_one_command_after_login() -> None:
+    rig = Rig(list_status=True)
+    rig.add_account()
+    rig.run()
+
+    run = rig.run()
+
+    assert run.outcome == "idle"
+    assert run.imap_commands == OPEN_COST + 1
+    assert rig.sessions.opened[-1].calls == ["LIST-STATUS"]
+
+
+def test_a_run_that_finds_new_mail_is_recorded_announced_and_reschedules(rig: Rig) -> None:
+    rig.add_account()
+    rig.run()
+    rig.clock.advance(timedelta(minutes=1))
+    rig.server.append("INBOX", message(1), internaldate=rig.clock.now())
+
+    run = rig.run()
+
+    assert run.outcome == "ok"
+    assert run.messages_fetched == 1
+    assert [job.op for job in rig.queue.messages] == ["upsert"]
+    assert rig.runs.recorded[-1] == run
+    event = rig.events.events[-1]
+    assert event.detail == {
+        "account_id": "a1",
+        "run_id": run.id,
+        "outcome": "ok",
+        "messages_fetched": 1,
+    }
+    account = rig.accounts.get("c1", "a1")
+    assert account is not None
+    assert account.last_synced_at == rig.clock.now()
+    assert account.next_poll_at == rig.clock.now() + INTERVAL
+
+
+@pytest.mark.parametrize("state", [AccountState.STOPPED, AccountState.NEEDS_REAUTH])
+def test_an_account_that_does_not_poll_is_skipped_without_login(
+    rig: Rig, state: AccountState
 ) -> None:
-    accounts.put(mail_account(), SHARDS)
-    mailbox.down = True
-    sync.run(JOB)
-    clock = sync._clock
-    assert isinstance(clock, FakeClock)
+    rig.add_account(state=state)
 
-    clock.advance(timedelta(days=2))
-    sync.run(JOB.model_copy(update={"job_id": "a1:job2"}))
-    still = accounts.get("c1", "a1")
-    clock.advance(timedelta(days=1, minutes=1))
-    sync.run(JOB.model_copy(update={"job_id": "a1:job3"}))
-    late = accounts.get("c1", "a1")
+    run = rig.run()
 
-    assert still is not None
-    assert late is not None
-    assert still.state == AccountState.CONNECTION_ERROR
-    assert late.state == AccountState.NEEDS_ATTENTION
-    assert accounts.poll_keys("c1", "a1") is not None
-    moves = [
-        (e.detail["from"], e.detail["to"])
-        for e in events.events
-        if e.detail_type == "account.state_changed"
+    assert (run.outcome, run.detail) == ("skipped", f"account is {state}")
+    assert rig.server.sessions_opened == 0
+    assert rig.runs.recorded == []
+    assert rig.events.events == []
+
+
+def test_a_removed_account_is_skipped(rig: Rig) -> None:
+    run = rig.run()
+
+    assert (run.outcome, run.detail) == ("skipped", "account removed")
+    assert rig.server.sessions_opened == 0
+    assert rig.runs.recorded == []
+
+
+def test_an_exchange_account_is_skipped_until_its_adapter_exists(rig: Rig) -> None:
+    rig.add_account(kind=AccountKind.EXCHANGE)
+
+    run = rig.run()
+
+    assert run.outcome == "skipped"
+    assert "exchange" in run.detail
+    assert rig.server.sessions_opened == 0
+
+
+def test_all_mail_leaves_out_drafts_trash_junk_and_unselectable_folders(rig: Rig) -> None:
+    rig.add_account()
+    for n, folder in enumerate(("Drafts", "Trash", "Junk")):
+        rig.server.append(folder, message(100 + n), internaldate=NOW)
+    rig.clock.advance(timedelta(minutes=1))
+    rig.run()
+    for n, folder in enumerate(("Drafts", "Trash", "Junk", "INBOX")):
+        rig.server.append(folder, message(n + 10), internaldate=rig.clock.now())
+
+    run = rig.run()
+
+    assert sorted(rig.checkpoints.checkpoints("c1", "a1")) == ["INBOX", "Projects", "Sent"]
+    assert {job.location.folder for job in rig.queue.messages} == {"INBOX"}
+    assert run.messages_fetched == 1
+    assert {folder for folder, _ in rig.server.fetched} == {"INBOX"}
+
+
+def test_selected_folders_sync_only_those(rig: Rig) -> None:
+    rig.add_account(settings=SyncSettings(folders="selected", selected_folders=["Projects"]))
+    rig.run()
+    rig.server.append("INBOX", message(1), internaldate=NOW)
+    rig.server.append("Projects", message(2), internaldate=NOW)
+
+    run = rig.run()
+
+    assert run.folders_checked == 1
+    assert list(rig.checkpoints.checkpoints("c1", "a1")) == ["Projects"]
+    assert [(job.op, job.location.folder) for job in rig.queue.messages] == [("upsert", "Projects")]
+
+
+def test_a_selected_folder_gone_from_the_server_fails_with_folder_missing(rig: Rig) -> None:
+    rig.add_account(
+        settings=SyncSettings(folders="selected", selected_folders=["INBOX", "Old projects"])
+    )
+
+    run = rig.run()
+
+    assert (run.outcome, run.detail) == ("failed", "folder_missing")
+    (failure,) = rig.health.failures
+    assert failure.code == "folder_missing"
+    assert "Old projects" in failure.message
+    assert rig.checkpoints.writes == 0
+
+
+def test_a_run_cut_short_by_the_budget_requeues_a_continue_job(rig: Rig) -> None:
+    rig.add_account()
+    rig.run()
+    for n in range(25):
+        rig.server.append("INBOX", message(n), internaldate=NOW)
+    calls = iter([False, True])
+
+    run = rig.sync.run(rig.job(), out_of_time=lambda: next(calls, True))
+
+    assert run.outcome == "ok"
+    assert not run.complete
+    assert run.messages_fetched == 10
+    assert "continuing" in run.detail
+    (follow_up,) = rig.sync_queue.jobs
+    assert (follow_up.reason, follow_up.account_id, follow_up.company_id) == (
+        "continue",
+        "a1",
+        "c1",
+    )
+
+
+def test_all_mail_on_a_server_with_an_all_mail_folder_syncs_that_folder_alone() -> None:
+    rig = Rig(gmail=True)
+    rig.server.add_folder("[Gmail]/All Mail", special_use="\\All")
+    rig.add_account()
+    rig.run()
+    rig.server.append("INBOX", message(1), internaldate=NOW)
+    rig.server.append("[Gmail]/All Mail", message(1), internaldate=NOW, gm_msgid=11)
+
+    run = rig.run()
+
+    assert list(rig.checkpoints.checkpoints("c1", "a1")) == ["[Gmail]/All Mail"]
+    assert run.folders_checked == 1
+    assert [(j.op, j.location.folder) for j in rig.queue.messages] == [
+        ("upsert", "[Gmail]/All Mail")
     ]
-    assert moves == [("active", "connection_error"), ("connection_error", "needs_attention")]
+
+
+def test_selected_folders_ignore_the_all_mail_rule() -> None:
+    rig = Rig()
+    rig.server.add_folder("[Gmail]/All Mail", special_use="\\All")
+    rig.add_account(settings=SyncSettings(folders="selected", selected_folders=["INBOX"]))
+
+    rig.run()
+
+    assert list(rig.checkpoints.checkpoints("c1", "a1")) == ["INBOX"]

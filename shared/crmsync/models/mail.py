@@ -64,9 +64,15 @@ class FolderCheckpoint(BaseModel):
     highestmodseq: int | None = None
     since: date
     backfill_below: int | None = None
-    stale_uidvalidity: int | None = None
+    # UIDVALIDITY values whose UID maps wait to be dropped once the reseed is complete (a
+    # second reset during a reseed adds one).
+    stale_uidvalidities: list[int] = Field(default_factory=list)
     last_full_check_at: datetime | None = None
     version: int = 0
+
+    @property
+    def stale_uidvalidity(self) -> int | None:
+        return self.stale_uidvalidities[0] if self.stale_uidvalidities else None
 
 
 class MessageLocation(BaseModel):
@@ -85,11 +91,14 @@ class MessageLocation(BaseModel):
 
 
 class UidEntry(BaseModel):
-    """A synced UID of a folder and the message it is (the sync's map for flags and expunges)."""
+    """A synced UID of a folder and the message it is (the sync's map for flags and expunges).
+
+    `internaldate` lets a UIDVALIDITY reseed reach back to every message it had."""
 
     uid: int
     message_key: str
     flags: list[str] = Field(default_factory=list)
+    internaldate: datetime | None = None
 
 
 class ProcessMessage(BaseModel):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from crmsync.clock import Clock
-from crmsync.mail.parse import header_summary
+from crmsync.mail.parse import UnparseableMessage, header_summary
 from crmsync.models.accounts import MailAccount
 from crmsync.models.imap import (
     FetchedMessage,
@@ -33,6 +33,7 @@ from crmsync.models.mail import (
     folder_id,
     message_key,
 )
+from crmsync.models.parsed import HeaderSummary
 from crmsync.ports import CheckpointStore, ProcessQueue, RawMailStore
 
 # Flags that say nothing about the message itself: \Recent is per session.
@@ -89,7 +90,7 @@ class FolderSync:
             and checkpoint.messages == status.messages
             and (status.highestmodseq is None or status.highestmodseq == checkpoint.highestmodseq)
             and checkpoint.backfill_below is None
-            and checkpoint.stale_uidvalidity is None
+            and not checkpoint.stale_uidvalidities
             and not self._full_check_due(checkpoint)
         )
 
@@ -115,7 +116,7 @@ class FolderSync:
                 update={"uidnext": max(checkpoint.uidnext, selected.uidnext)}
             )
             checkpoint = self._backfill(checkpoint, outcome)
-        if outcome.complete and checkpoint.stale_uidvalidity is not None:
+        if outcome.complete and checkpoint.stale_uidvalidities:
             checkpoint = self._drop_stale(checkpoint, outcome)
         if outcome.complete:
             checkpoint = checkpoint.model_copy(
@@ -144,17 +145,27 @@ class FolderSync:
         )
 
     def _reseed(self, old: FolderCheckpoint, selected: SelectedFolder) -> FolderCheckpoint:
-        """New UIDs for the whole folder: fetch it again from the same start date; the
-        processor recognises the messages it has (same message key) and only moves their
-        location. The old UID map is dropped once the new one is complete."""
+        """New UIDs for the whole folder: fetch it again, back to the oldest message it had
+        (a message moved in may be older than the sync start); the processor recognises the
+        messages it has (same message key) and only moves their location. The old UID maps
+        are dropped once the new one is complete."""
+        stale = [*old.stale_uidvalidities, old.uidvalidity]
+        since = old.since
+        for validity in stale:
+            entries = self.store.uid_entries(
+                self.account.company_id, self.account.id, old.folder_id, validity
+            )
+            dates = [e.internaldate.date() for e in entries.values() if e.internaldate]
+            since = min([since, *dates])
         return old.model_copy(
             update={
                 "uidvalidity": selected.uidvalidity,
                 "uidnext": selected.uidnext,
                 "messages": selected.exists,
                 "highestmodseq": selected.highestmodseq,
+                "since": since,
                 "backfill_below": selected.uidnext,
-                "stale_uidvalidity": old.stale_uidvalidity or old.uidvalidity,
+                "stale_uidvalidities": list(dict.fromkeys(stale)),
                 "last_full_check_at": self._now,
             }
         )
@@ -267,13 +278,12 @@ class FolderSync:
         outcome.removed += len(jobs)
 
     def _drop_stale(self, checkpoint: FolderCheckpoint, outcome: FolderOutcome) -> FolderCheckpoint:
-        stale = checkpoint.stale_uidvalidity
-        assert stale is not None
-        entries = self.store.uid_entries(
-            self.account.company_id, self.account.id, checkpoint.folder_id, stale
-        )
-        self._send_removals(checkpoint, stale, sorted(entries), outcome, known=entries)
-        return checkpoint.model_copy(update={"stale_uidvalidity": None})
+        for stale in checkpoint.stale_uidvalidities:
+            entries = self.store.uid_entries(
+                self.account.company_id, self.account.id, checkpoint.folder_id, stale
+            )
+            self._send_removals(checkpoint, stale, sorted(entries), outcome, known=entries)
+        return checkpoint.model_copy(update={"stale_uidvalidities": []})
 
     # -- new and historical messages --------------------------------------------------------
     def _fetch_new(
@@ -320,7 +330,14 @@ class FolderSync:
         for message in fetched:
             job = self._upsert(checkpoint, message)
             jobs.append(job)
-            entries.append(UidEntry(uid=message.uid, message_key=job.message_key, flags=job.flags))
+            entries.append(
+                UidEntry(
+                    uid=message.uid,
+                    message_key=job.message_key,
+                    flags=job.flags,
+                    internaldate=message.internaldate,
+                )
+            )
         # Jobs first, then the map: a crash in between repeats jobs the processor ignores,
         # never leaves a mapped UID whose message was not sent.
         self.queue.send_messages(jobs)
@@ -335,15 +352,18 @@ class FolderSync:
 
     def _upsert(self, checkpoint: FolderCheckpoint, message: FetchedMessage) -> ProcessMessage:
         raw_key, sha = self.raw.put_raw(self.account.company_id, self.account.id, message.raw)
-        summary = header_summary(message.raw)
+        try:
+            summary: HeaderSummary | None = header_summary(message.raw)
+        except UnparseableMessage:
+            summary = None  # empty bytes: the processor keeps them as an unparseable record
         key = message_key(
             self.account.company_id,
             self.account.id,
-            message_id=summary.message_id,
+            message_id=summary.message_id if summary else None,
             raw_sha256=sha,
             gm_msgid=message.gm_msgid,
         )
-        sent_at = message.internaldate or summary.date
+        sent_at = message.internaldate or (summary.date if summary else None)
         job = self._job("upsert", key, checkpoint, checkpoint.uidvalidity, message.uid)
         return job.model_copy(
             update={

@@ -108,7 +108,8 @@ class MessageProcessor:
         self, account: MailAccount, message: StoredMessage, job: ProcessMessage
     ) -> ProcessResult:
         locations = [loc for loc in message.locations if loc != job.location]
-        locations.append(job.location)
+        if job.op == "upsert" or job.location in message.locations:
+            locations.append(job.location)  # a flags change never adds a location back
         flags = sorted(job.flags)
         changed = message.model_copy(
             update={
