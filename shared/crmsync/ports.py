@@ -58,19 +58,6 @@ class MailboxCheck(Protocol):
         ...
 
 
-class PollReport(BaseModel):
-    """What one look at the mailbox found (the fetch itself comes with the sync feature)."""
-
-    folders_checked: int
-    messages_on_server: int = 0
-
-
-class MailboxPoller(Protocol):
-    def poll(self, account: MailAccount, password: str) -> PollReport:
-        """One login, then one STATUS per synced folder. Raises MailServerError."""
-        ...
-
-
 class AccountHealth(Protocol):
     """How the sync reads credentials and reports the account's health."""
 

@@ -22,7 +22,7 @@ from crmsync.models.pages import Page
 from crmsync.models.retention import PurgeRecord
 from crmsync.models.servers import ConnectionProblem, MailServerError
 from crmsync.models.sync import SyncRun
-from crmsync.ports import DueAccount, FolderInfo, PollReport, PurgeDue, QueuedSync
+from crmsync.ports import DueAccount, FolderInfo, PurgeDue, QueuedSync
 from crmsync.store import keys
 from crmsync.store.cursor import decode_cursor, encode_cursor
 
@@ -313,7 +313,6 @@ class FakeMailbox:
             FolderInfo(name="INBOX", delimiter="/"),
             FolderInfo(name="Sent", delimiter="/", flags=["\\Sent"], special_use="\\Sent"),
         ]
-        self.polls = 0
 
     def _login(self, account: MailAccount, password: str) -> None:
         if self.down:
@@ -338,8 +337,3 @@ class FakeMailbox:
     def verify(self, account: MailAccount, password: str) -> list[FolderInfo]:
         self._login(account, password)
         return list(self.folders)
-
-    def poll(self, account: MailAccount, password: str) -> PollReport:
-        self._login(account, password)
-        self.polls += 1
-        return PollReport(folders_checked=len(self.folders), messages_on_server=7)

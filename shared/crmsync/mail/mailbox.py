@@ -10,10 +10,7 @@ from crmsync.mail.imap_session import ImapClientSession
 from crmsync.models.accounts import MailAccount
 from crmsync.models.imap import ImapSession
 from crmsync.models.servers import ConnectionProblem, MailServerError, ServerEndpoint
-from crmsync.ports import FolderInfo, PollReport
-
-STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
-NOT_SELECTABLE = "\\Noselect"
+from crmsync.ports import FolderInfo
 
 
 class ImapMailbox:
@@ -36,22 +33,6 @@ class ImapMailbox:
         if smtp is not None:
             self._smtp.login_check(smtp, account.login, password, cafile=self._cafile)
 
-    def poll(self, account: MailAccount, password: str) -> PollReport:
-        """One login, one LIST, then one STATUS per synced folder."""
-        imap, _ = _servers(account)
-        with self._imap.session(imap, account.login, password, cafile=self._cafile) as client:
-            listed = [
-                name
-                for flags, _, name in client.list_folders()
-                if NOT_SELECTABLE.encode() not in flags and b"\\NoSelect" not in flags
-            ]
-            wanted = _synced(account, listed)
-            total = 0
-            for folder in wanted:
-                status = client.folder_status(folder, STATUS_ITEMS)
-                total += int(status.get(b"MESSAGES", 0))
-        return PollReport(folders_checked=len(wanted), messages_on_server=total)
-
     @contextmanager
     def open_session(self, account: MailAccount, password: str) -> Iterator[ImapSession]:
         """One logged-in connection for a whole sync run; failures inside the block, the
@@ -59,21 +40,6 @@ class ImapMailbox:
         imap, _ = _servers(account)
         with self._imap.session(imap, account.login, password, cafile=self._cafile) as client:
             yield ImapClientSession(client)
-
-
-def _synced(account: MailAccount, listed: list[str]) -> list[str]:
-    if account.settings.folders == "all":
-        return listed
-    missing = [f for f in account.settings.selected_folders if f not in listed]
-    if missing:
-        raise MailServerError(
-            ConnectionProblem(
-                code="folder_missing",
-                message=f"The selected folder {missing[0]!r} no longer exists on the server.",
-                action="Choose the folders to sync again in the account's settings.",
-            )
-        )
-    return [f for f in listed if f in account.settings.selected_folders]
 
 
 def _servers(account: MailAccount) -> tuple[ServerEndpoint, ServerEndpoint | None]:
