@@ -26,15 +26,18 @@ SCHEDULE = "PollDispatcherFunction.Every"
 
 
 def test_mail_is_synced_threaded_and_linked(mailbox: Callable[..., Mailbox]) -> None:
-    box = mailbox()
+    box = mailbox(sync_start="1_month")
     ann = person(box, "Ann Buyer", "ann@customer.test", "Ann.Other@Customer.test")
-    big = deal(box, "Big deal", ann)
-    box.sync()  # the first look seeds the checkpoints ("sync from now")
-
+    older = deal(box, "Small deal", ann)
+    big = deal(box, "Big deal", ann)  # updated last: the one the rule picks
+    deal(box, "Lost deal", ann, status="lost")
     first = mail("Ann Buyer <ANN.OTHER@customer.test>", box.user.email, "Pricing question")
     box.append("INBOX", first)
     box.stack.published_events()
-    box.sync()
+
+    dispatched = box.stack.fire(SCHEDULE)  # one scheduled tick, then the queues drain
+    assert dispatched["enqueued"] >= 1
+    box.stack.drain()
 
     threads = box.threads()
     assert len(threads) == 1
@@ -42,6 +45,7 @@ def test_mail_is_synced_threaded_and_linked(mailbox: Callable[..., Mailbox]) -> 
     assert thread["subject"] == "Pricing question"
     assert thread["message_count"] == 1
     assert links(thread) == {("person", ann, "auto:person"), ("deal", big, "auto:deal")}
+    assert older not in {link["id"] for link in thread["links"]}
     assert {p["email"]: p["person_id"] for p in thread["participants"]} == {
         "ann.other@customer.test": ann,
         box.user.email: None,
