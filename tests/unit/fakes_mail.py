@@ -4,8 +4,16 @@ They keep the semantics of the real adapters that the domain relies on:
 
 - `FakeImapServer`/`FakeImapSession`: folders with UIDVALIDITY/UIDNEXT, per-message MODSEQ
   and an expunge log, so QRESYNC (VANISHED + changed flags at SELECT), CONDSTORE
-  (CHANGEDSINCE) and plain servers answer as a real one does; `commands_sent` counts
-  CAPABILITY + LOGIN at open and one command per protocol call.
+  (CHANGEDSINCE) and plain servers answer as a real one does. `commands_sent` counts as
+  imaplib's tag counter in mail/imap_session.py does: 2 at open (CAPABILITY + LOGIN), then
+  one per protocol call that talks to the server (LIST, LIST-STATUS, STATUS, EXAMINE, UID
+  SEARCH, UID FETCH), plus one ENABLE QRESYNC before the session's first EXAMINE on a
+  QRESYNC server; calls the real session answers without a command (an empty FETCH set,
+  the flags of an empty folder) cost none. `fail_after_fetches = N` hangs up on the Nth
+  `fetch_messages` call of a session: it raises MailServerError("server_error") and every
+  later command on that session raises too.
+- `FakeProcessQueue`: like the SQS FIFO queue, `sent` holds every job the code sent and
+  `delivered` what the queue accepted (a repeated deduplication id is dropped).
 - `FakeCheckpointStore`: conditional checkpoint writes (store/checkpoints.py).
 - `FakeThreadStore`: the single-table layout of store/threads.py: a message item lives in
   its thread's partition under `MSG#{date}#{id}`, a pointer per message key finds it and
@@ -152,13 +160,14 @@ class FakeImapServer:
         self,
         folder: str,
         raw: bytes,
-        *,
         flags: Sequence[str] = (),
-        internaldate: datetime = DEFAULT_DATE,
+        internaldate: datetime | None = None,
+        *,
         gm_msgid: int | None = None,
         gm_thrid: int | None = None,
         gm_labels: Sequence[str] = (),
     ) -> int:
+        """APPEND (or delivery): the next UID; `internaldate` None means DEFAULT_DATE."""
         box = self.folders[folder]
         uid = box.uidnext
         box.uidnext += 1
@@ -166,7 +175,7 @@ class FakeImapServer:
             uid=uid,
             raw=raw,
             flags=list(flags),
-            internaldate=internaldate,
+            internaldate=internaldate or DEFAULT_DATE,
             modseq=self._tick(box),
             gm_msgid=gm_msgid,
             gm_thrid=gm_thrid,
@@ -240,11 +249,15 @@ class FakeImapSession:
         self._server = server
         self._commands = 2  # CAPABILITY + LOGIN
         self._selected: FakeFolder | None = None
+        self._enabled = False
+        self.hung_up = False
         self.fetches = 0
         self.batches: list[list[int]] = []  # the UIDs asked for by each fetch_messages
         self.calls: list[str] = []
 
     def _command(self, name: str) -> None:
+        if self.hung_up:
+            raise MailServerError(problem("server_error"))
         self._commands += 1
         self.calls.append(name)
 
@@ -303,6 +316,9 @@ class FakeImapSession:
         return self._status(folder)
 
     def select(self, folder: str, known: KnownFolderState | None = None) -> SelectedFolder:
+        if self.qresync and not self._enabled:
+            self._command("ENABLE")  # QRESYNC must be enabled before the first EXAMINE
+            self._enabled = True
         self._command("EXAMINE")
         box = self._server._folder(folder)
         self._selected = box
@@ -332,23 +348,34 @@ class FakeImapSession:
     def search_uids(
         self, *, min_uid: int = 1, max_uid: int | None = None, since: date | None = None
     ) -> list[int]:
-        self._command("SEARCH")
         box = self._box()
-        top = max_uid if max_uid is not None else box.uidnext
+        low = max(min_uid, 1)
+        if max_uid is not None and max_uid < low:
+            return []  # an empty range: the real session sends nothing
+        self._command("SEARCH")
+        # A server answers `UID SEARCH UID n:*` with the highest UID even when it is below n
+        # (`*` is that UID); the protocol promises results in [min_uid, max_uid] only.
+        top = max_uid if max_uid is not None else max(box.messages, default=0)
+        answer = {uid for uid in box.messages if low <= uid <= top}
+        if max_uid is None and box.messages:
+            answer.add(max(box.messages))
         return sorted(
             uid
-            for uid, message in box.messages.items()
-            if min_uid <= uid <= top
-            and (since is None or message.internaldate.astimezone(UTC).date() >= since)
+            for uid in answer
+            if low <= uid <= top
+            and (since is None or box.messages[uid].internaldate.astimezone(UTC).date() >= since)
         )
 
     def fetch_messages(self, uids: list[int]) -> list[FetchedMessage]:
+        box = self._box()
+        if not any(uid > 0 for uid in uids):
+            return []  # nothing to ask for: the real session sends no command
         self._command("FETCH")
         self.fetches += 1
         self.batches.append(list(uids))
-        box = self._box()
         limit = self._server.fail_after_fetches
         if limit is not None and self.fetches >= limit:
+            self.hung_up = True  # the connection is gone: nothing more on this session
             raise MailServerError(problem("server_error"))
         found: list[FetchedMessage] = []
         for uid in sorted(set(uids)):
@@ -370,17 +397,21 @@ class FakeImapSession:
         return found
 
     def changed_flags(self, since_modseq: int) -> dict[int, list[str]]:
-        self._command("FETCH CHANGEDSINCE")
         if not self.condstore:
             raise RuntimeError("CHANGEDSINCE without CONDSTORE")
         box = self._box()
+        if not box.messages:
+            return {}
+        self._command("FETCH CHANGEDSINCE")
         return {
             uid: list(m.flags) for uid, m in sorted(box.messages.items()) if m.modseq > since_modseq
         }
 
     def all_flags(self) -> dict[int, list[str]]:
-        self._command("FETCH FLAGS")
         box = self._box()
+        if not box.messages:
+            return {}
+        self._command("FETCH FLAGS")
         return {uid: list(m.flags) for uid, m in sorted(box.messages.items())}
 
 
@@ -522,21 +553,42 @@ class FakeRawStore:
 
 
 class FakeProcessQueue:
+    """The processing queue as SQS FIFO keeps it (messaging/sqs.py): `sent` is every job the
+    code sent, in order, a repeated send included (what "sent exactly once" is checked on);
+    `delivered` is what the queue accepted: a job whose deduplication id (job_id for a
+    relink) was seen before is dropped, as SQS does within its window (here: the test)."""
+
     def __init__(self) -> None:
-        self.messages: list[ProcessMessage] = []
+        self.sent: list[ProcessMessage] = []
+        self.delivered: list[ProcessMessage] = []
         self.relinks: list[RelinkThreads] = []
+        self.duplicates = 0
+        self._seen: set[str] = set()
+
+    def _accept(self, deduplication_id: str) -> bool:
+        if deduplication_id in self._seen:
+            self.duplicates += 1
+            return False
+        self._seen.add(deduplication_id)
+        return True
 
     def send_messages(self, jobs: Sequence[ProcessMessage]) -> None:
-        self.messages.extend(job.model_copy(deep=True) for job in jobs)
+        for job in jobs:
+            self.sent.append(job.model_copy(deep=True))
+            if self._accept(job.deduplication_id):
+                self.delivered.append(job.model_copy(deep=True))
 
     def send_relinks(self, jobs: Sequence[RelinkThreads]) -> None:
-        self.relinks.extend(job.model_copy(deep=True) for job in jobs)
+        self.relinks.extend(job.model_copy(deep=True) for job in jobs if self._accept(job.job_id))
 
     def of(self, op: str) -> list[ProcessMessage]:
-        return [job for job in self.messages if job.op == op]
+        """The sent jobs of one kind."""
+        return [job for job in self.sent if job.op == op]
 
     def take(self) -> list[ProcessMessage]:
-        jobs, self.messages = self.messages, []
+        """The jobs sent since the last take, forgetting them (not their deduplication ids,
+        as SQS does not)."""
+        jobs, self.sent, self.delivered = self.sent, [], []
         return jobs
 
 
@@ -894,10 +946,15 @@ class SyncRig:
         batch_size: int = 50,
         full_check_every: timedelta = timedelta(hours=1),
         poll_interval: timedelta = timedelta(minutes=5),
-        **server_options: bool,
+        condstore: bool = True,
+        qresync: bool = True,
+        gmail: bool = False,
+        list_status: bool = False,
     ) -> None:
         self.clock = FakeClock(now)
-        self.server = FakeImapServer(**server_options)
+        self.server = FakeImapServer(
+            condstore=condstore, qresync=qresync, gmail=gmail, list_status=list_status
+        )
         self.sessions = FakeImapSessions(self.server)
         self.accounts = FakeAccountRepository()
         self.runs = FakeSyncRunRepository()

@@ -60,7 +60,7 @@ def test_a_seed_with_sync_start_now_fetches_nothing() -> None:
     run = rig.run()
 
     assert run.messages_fetched == 0
-    assert rig.queue.messages == []
+    assert rig.queue.sent == []
     assert rig.server.fetched == []
     checkpoint = rig.checkpoint()
     assert checkpoint.uidnext == 5
@@ -81,7 +81,7 @@ def test_one_month_backfills_the_month_newest_first_in_batches() -> None:
     session = rig.sessions.opened[-1]
     batches = [[uids[5], uids[6]], [uids[3], uids[4]], [uids[2]]]
     assert [sorted(b) for b in session.batches] == batches
-    assert upserted_uids(rig.queue.messages) == [uid for batch in batches for uid in batch]
+    assert upserted_uids(rig.queue.sent) == [uid for batch in batches for uid in batch]
     assert sorted(uid for _, uid in rig.server.fetched) == recent
     assert rig.checkpoint().backfill_below is None
     assert rig.checkpoint().since == (NOW - 30 * DAY).date()
@@ -104,7 +104,7 @@ def test_a_backfill_cut_short_resumes_and_sends_every_uid_once() -> None:
 
     assert second.complete
     assert second.messages_fetched == 3
-    sent = upserted_uids(rig.queue.messages)
+    sent = upserted_uids(rig.queue.sent)
     assert Counter(sent) == Counter(uids)  # every UID exactly once across the two runs
     assert rig.checkpoint().backfill_below is None
     assert len(rig.sync_queue.jobs) == 1  # the complete run asked for no continuation
@@ -120,8 +120,8 @@ def test_new_messages_after_the_seed_are_fetched_once() -> None:
     rig.run()
     rig.run()
 
-    assert upserted_uids(rig.queue.messages) == [new]
-    (job,) = rig.queue.messages
+    assert upserted_uids(rig.queue.sent) == [new]
+    (job,) = rig.queue.sent
     assert job.raw_key is not None
     assert rig.raw.get_raw(job.raw_key) == message(10)
     assert job.raw_sha256 == hashlib.sha256(message(10)).hexdigest()
@@ -140,8 +140,8 @@ def test_an_empty_message_on_the_server_is_sent_on_and_does_not_stop_the_sync() 
     run = rig.run()
 
     assert run.outcome == "ok"
-    assert upserted_uids(rig.queue.messages) == [empty, after]
-    assert rig.queue.messages[0].raw_sha256 == hashlib.sha256(b"").hexdigest()
+    assert upserted_uids(rig.queue.sent) == [empty, after]
+    assert rig.queue.sent[0].raw_sha256 == hashlib.sha256(b"").hexdigest()
 
 
 # -- flags -----------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_flag_changes_arrive_with_qresync_select_one_job_per_changed_message() -
 
     run = rig.run()
 
-    (job,) = rig.queue.messages
+    (job,) = rig.queue.sent
     assert (job.op, job.location.uid, job.flags) == ("flags", uids[1], ["\\Seen"])
     assert run.flag_changes == 1
     calls = rig.sessions.opened[-1].calls
@@ -170,19 +170,25 @@ def test_flag_changes_arrive_with_qresync_select_one_job_per_changed_message() -
     assert "FETCH FLAGS" not in calls
     assert rig.uid_map()[(rig.checkpoint().uidvalidity, uids[1])].flags == ["\\Seen"]
     rig.run()
-    assert len(rig.queue.messages) == 1  # nothing is sent twice
+    assert len(rig.queue.sent) == 1  # nothing is sent twice
 
 
 def test_flag_changes_with_condstore_only_use_changedsince() -> None:
     rig = SyncRig(qresync=False, condstore=True)
     uids = seeded_with_three(rig)
     rig.server.set_flags("INBOX", uids[0], ["\\Flagged", "\\Seen"])
+    rig.server.set_flags("INBOX", uids[1], [])  # touched (new MODSEQ) but unchanged
 
-    rig.run()
+    run = rig.run()
 
-    (job,) = rig.queue.messages
+    (job,) = rig.queue.sent
     assert (job.op, job.location.uid, job.flags) == ("flags", uids[0], ["\\Flagged", "\\Seen"])
-    assert "FETCH CHANGEDSINCE" in rig.sessions.opened[-1].calls
+    assert run.flag_changes == 1
+    calls = rig.sessions.opened[-1].calls
+    assert "FETCH CHANGEDSINCE" in calls
+    assert "FETCH FLAGS" not in calls
+    rig.run()
+    assert len(rig.queue.sent) == 1  # the new HIGHESTMODSEQ was kept: nothing sent twice
 
 
 def test_flag_changes_without_condstore_wait_for_the_periodic_full_check() -> None:
@@ -193,12 +199,12 @@ def test_flag_changes_without_condstore_wait_for_the_periodic_full_check() -> No
     early = rig.run()
 
     assert early.outcome == "idle"  # STATUS cannot see flags; the full check is not due
-    assert rig.queue.messages == []
+    assert rig.queue.sent == []
 
     rig.clock.advance(timedelta(hours=1, minutes=1))
     late = rig.run()
 
-    (job,) = rig.queue.messages
+    (job,) = rig.queue.sent
     assert (job.op, job.location.uid, job.flags) == ("flags", uids[2], ["\\Seen"])
     assert late.flag_changes == 1
     assert "FETCH FLAGS" in rig.sessions.opened[-1].calls
@@ -224,14 +230,14 @@ def test_an_expunged_message_becomes_one_removed_job(qresync: bool, condstore: b
 
     run = rig.run()
 
-    (job,) = rig.queue.messages
+    (job,) = rig.queue.sent
     assert (job.op, job.location.uid, job.message_key) == ("removed", uids[1], keys[uids[1]])
     assert run.messages_removed == 1
     validity = rig.checkpoint().uidvalidity
     assert sorted(uid for _, uid in rig.uid_map()) == [uids[0], uids[2]]
     assert (validity, uids[1]) not in rig.uid_map()
     rig.run()
-    assert len(rig.queue.messages) == 1
+    assert len(rig.queue.sent) == 1
 
 
 def test_an_expunge_and_an_arrival_in_one_interval_are_both_seen_without_qresync() -> None:
@@ -246,7 +252,7 @@ def test_an_expunge_and_an_arrival_in_one_interval_are_both_seen_without_qresync
 
     rig.run()
 
-    assert sorted((j.op, j.location.uid) for j in rig.queue.messages) == [
+    assert sorted((j.op, j.location.uid) for j in rig.queue.sent) == [
         ("removed", uids[0]),
         ("upsert", new),
     ]
@@ -264,7 +270,7 @@ def test_a_move_is_an_upsert_in_the_target_and_removed_in_the_source() -> None:
 
     rig.run()
 
-    by_op = {(j.op, j.location.folder): j for j in rig.queue.messages}
+    by_op = {(j.op, j.location.folder): j for j in rig.queue.sent}
     assert set(by_op) == {("upsert", "Archive"), ("removed", "INBOX")}
     assert by_op[("upsert", "Archive")].message_key == first.message_key
     assert by_op[("removed", "INBOX")].message_key == first.message_key
@@ -285,7 +291,7 @@ def test_a_uidvalidity_reset_resends_under_new_uids_then_removes_the_old_locatio
 
     run = rig.run()
 
-    jobs = rig.queue.messages
+    jobs = rig.queue.sent
     upserts = [j for j in jobs if j.op == "upsert"]
     removals = [j for j in jobs if j.op == "removed"]
     assert {j.message_key for j in upserts} == set(old)
@@ -359,16 +365,36 @@ def test_a_hang_up_mid_fetch_keeps_the_saved_checkpoint_and_the_next_run_resumes
             sync.sync(status, None)
 
     assert failure.value.problem.code == "server_error"
-    assert upserted_uids(rig.queue.messages) == [uids[3], uids[4]]
+    assert upserted_uids(rig.queue.sent) == [uids[3], uids[4]]
     assert rig.checkpoint().backfill_below == uids[3]
 
     rig.server.fail_after_fetches = None
     run = rig.run()
 
     assert run.outcome == "ok"
-    sent = upserted_uids(rig.queue.messages)
+    sent = upserted_uids(rig.queue.sent)
     assert Counter(sent) == Counter(uids)
     assert sorted(uid for _, uid in rig.server.fetched) == sorted(uids)
+
+
+def test_a_hang_up_while_fetching_new_mail_keeps_the_batches_done() -> None:
+    rig = SyncRig(batch_size=2)
+    rig.add_account()
+    rig.run()
+    uids = fill(rig, [0.5, 0.4, 0.3, 0.2, 0.1])
+    rig.server.fail_after_fetches = 2
+
+    failed = rig.run()
+
+    assert (failed.outcome, failed.detail) == ("failed", "server_error")
+    assert upserted_uids(rig.queue.sent) == uids[:2]
+    assert rig.checkpoint().uidnext == uids[2]
+    rig.server.fail_after_fetches = None
+
+    rig.run()
+
+    assert Counter(upserted_uids(rig.queue.sent)) == Counter(uids)
+    assert rig.sessions.opened[-1].batches == [uids[2:4], uids[4:]]
 
 
 def test_a_hang_up_during_a_run_is_a_failed_run_and_nothing_is_refetched_later() -> None:
@@ -383,7 +409,7 @@ def test_a_hang_up_during_a_run_is_a_failed_run_and_nothing_is_refetched_later()
     assert [p.code for p in rig.health.failures] == ["server_error"]
     rig.server.fail_after_fetches = None
     rig.run()
-    assert Counter(upserted_uids(rig.queue.messages)) == Counter(uids)
+    assert Counter(upserted_uids(rig.queue.sent)) == Counter(uids)
 
 
 def test_historical_is_set_only_for_messages_older_than_the_account() -> None:
@@ -393,7 +419,7 @@ def test_historical_is_set_only_for_messages_older_than_the_account() -> None:
 
     rig.run()
 
-    historical = {j.location.uid: j.historical for j in rig.queue.messages}
+    historical = {j.location.uid: j.historical for j in rig.queue.sent}
     assert historical == {uids[0]: True, uids[1]: True, uids[2]: False, uids[3]: False}
 
 
@@ -408,7 +434,7 @@ def test_gmail_messages_are_keyed_by_x_gm_msgid_and_carry_thread_and_labels() ->
 
     rig.run()
 
-    first, second = rig.queue.messages
+    first, second = rig.queue.sent
     assert first.message_key != second.message_key
     assert (first.gm_thrid, first.gm_labels) == (900, ["\\Important"])
     assert second.gm_thrid == 900

@@ -19,7 +19,9 @@ from tests.unit.fakes_mail import FakeProcessQueue
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
 
-def deal(deal_id: str, person_id: str = "p1", updated_days_ago: float = 1, **more: Any) -> Deal:
+def deal(
+    deal_id: str, person_id: str | None = "p1", updated_days_ago: float = 1, **more: Any
+) -> Deal:
     return Deal.model_validate(
         {
             "id": deal_id,

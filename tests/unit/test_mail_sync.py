@@ -19,8 +19,10 @@ LIST_COST = 1
 class Rig(SyncRig):
     """A mailbox with the usual special-use folders, one custom folder and a \\Noselect one."""
 
-    def __init__(self, **server_options: bool) -> None:
-        super().__init__(now=NOW, batch_size=10, poll_interval=INTERVAL, **server_options)
+    def __init__(self, *, gmail: bool = False, list_status: bool = False) -> None:
+        super().__init__(
+            now=NOW, batch_size=10, poll_interval=INTERVAL, gmail=gmail, list_status=list_status
+        )
         self.server.add_folder("Sent", special_use="\\Sent")
         self.server.add_folder("Drafts", special_use="\\Drafts")
         self.server.add_folder("Trash", special_use="\\Trash")
@@ -50,7 +52,7 @@ def test_a_refused_password_records_auth_failed_and_fetches_nothing(rig: Rig) ->
     assert rig.health.successes == 0
     assert rig.server.sessions_opened == 0
     assert rig.server.fetched == []
-    assert rig.queue.messages == []
+    assert rig.queue.sent == []
     assert rig.checkpoints.writes == 0
     assert [r.outcome for r in rig.runs.recorded] == ["failed"]
 
@@ -105,7 +107,7 @@ def test_an_idle_second_run_costs_login_list_and_one_status_per_folder_and_write
     assert rig.checkpoints.writes == writes
     assert len(rig.runs.recorded) == recorded
     assert len(rig.events.events) == events
-    assert rig.queue.messages == []
+    assert rig.queue.sent == []
     after = rig.accounts.get("c1", "a1")
     assert after == before  # not even the poll schedule is rewritten
 
@@ -132,7 +134,7 @@ def test_a_run_that_finds_new_mail_is_recorded_announced_and_reschedules(rig: Ri
 
     assert run.outcome == "ok"
     assert run.messages_fetched == 1
-    assert [job.op for job in rig.queue.messages] == ["upsert"]
+    assert [job.op for job in rig.queue.sent] == ["upsert"]
     assert rig.runs.recorded[-1] == run
     event = rig.events.events[-1]
     assert event.detail == {
@@ -191,7 +193,7 @@ def test_all_mail_leaves_out_drafts_trash_junk_and_unselectable_folders(rig: Rig
     run = rig.run()
 
     assert sorted(rig.checkpoints.checkpoints("c1", "a1")) == ["INBOX", "Projects", "Sent"]
-    assert {job.location.folder for job in rig.queue.messages} == {"INBOX"}
+    assert {job.location.folder for job in rig.queue.sent} == {"INBOX"}
     assert run.messages_fetched == 1
     assert {folder for folder, _ in rig.server.fetched} == {"INBOX"}
 
@@ -206,7 +208,7 @@ def test_selected_folders_sync_only_those(rig: Rig) -> None:
 
     assert run.folders_checked == 1
     assert list(rig.checkpoints.checkpoints("c1", "a1")) == ["Projects"]
-    assert [(job.op, job.location.folder) for job in rig.queue.messages] == [("upsert", "Projects")]
+    assert [(job.op, job.location.folder) for job in rig.queue.sent] == [("upsert", "Projects")]
 
 
 def test_a_selected_folder_gone_from_the_server_fails_with_folder_missing(rig: Rig) -> None:
@@ -256,9 +258,7 @@ def test_all_mail_on_a_server_with_an_all_mail_folder_syncs_that_folder_alone() 
 
     assert list(rig.checkpoints.checkpoints("c1", "a1")) == ["[Gmail]/All Mail"]
     assert run.folders_checked == 1
-    assert [(j.op, j.location.folder) for j in rig.queue.messages] == [
-        ("upsert", "[Gmail]/All Mail")
-    ]
+    assert [(j.op, j.location.folder) for j in rig.queue.sent] == [("upsert", "[Gmail]/All Mail")]
 
 
 def test_selected_folders_ignore_the_all_mail_rule() -> None:

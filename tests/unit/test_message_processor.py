@@ -34,6 +34,7 @@ from tests.unit.fakes_mail import (
     FakeProcessQueue,
     FakeRawStore,
     FakeThreadStore,
+    SyncRig,
     mime,
 )
 
@@ -258,6 +259,58 @@ def test_removing_one_of_two_locations_keeps_the_message_and_the_last_deletes_it
     assert rig.process(raw, "removed", folder="Archive", uid=2).outcome == "skipped"
 
 
+def test_a_stale_flags_job_for_a_removed_location_does_not_bring_it_back(rig: Rig) -> None:
+    raw = msg("q1@example.com")
+    rig.process(raw, folder="INBOX", uid=1)
+    rig.process(raw, folder="Archive", uid=2)
+    rig.process(raw, "removed", folder="INBOX", uid=1)
+
+    rig.process(raw, "flags", folder="INBOX", uid=1, flags=("\\Seen",))
+
+    stored = rig.store.find_message("c1", rig.job(raw).message_key)
+    assert stored is not None
+    assert [(loc.folder, loc.uid) for loc in stored.locations] == [("Archive", 2)]
+    assert rig.threads()[0].folders == ["Archive"]
+
+
+def test_the_jobs_of_a_real_sync_follow_a_move_and_a_uidvalidity_reset() -> None:
+    sync = SyncRig(now=NOW)
+    sync.server.add_folder("Archive", special_use="\\Archive")
+    sync.add_account()
+    sync.run()
+    store, contacts, events = FakeThreadStore(), FakeContactDirectory(), FakeEventPublisher()
+    assembler = ThreadAssembler(store, contacts, events, sync.clock.now)
+    processor = MessageProcessor(
+        sync.accounts, store, sync.raw, contacts, FakeBlockedStore(), assembler, sync.clock.now
+    )
+
+    def sync_and_process() -> None:
+        sync.run()
+        for job in sync.queue.delivered:  # in the order the FIFO queue keeps
+            processor.process(job)
+        sync.queue.take()
+
+    uid = sync.server.append("INBOX", msg("mv@example.com"), internaldate=NOW)
+    sync_and_process()
+    sync.server.move("INBOX", uid, "Archive")
+    sync_and_process()
+
+    (moved,) = store.all_messages()
+    archive = sync.server.folders["Archive"]
+    assert [(loc.folder, loc.uid) for loc in moved.locations] == [("Archive", 1)]
+
+    sync.server.reset_uidvalidity("Archive")
+    sync_and_process()
+
+    (stored,) = store.all_messages()
+    assert stored.id == moved.id
+    assert [(loc.folder, loc.uidvalidity, loc.uid) for loc in stored.locations] == [
+        ("Archive", archive.uidvalidity, 1)
+    ]
+    (thread,) = store.all_threads()
+    assert (thread.message_count, thread.folders) == (1, ["Archive"])
+
+
 # -- threading -------------------------------------------------------------------------------
 @pytest.mark.parametrize("parent_first", [True, False], ids=["parent-first", "reply-first"])
 def test_a_reply_with_references_joins_its_parents_thread(parent_first: bool, rig: Rig) -> None:
@@ -464,6 +517,26 @@ def test_relink_links_old_threads_when_a_person_gains_an_address_and_unlinks_on_
     assert rig.store.threads_linked_to("c1", "person", "p-bob") == []
 
 
+def test_relink_after_a_deal_closes_moves_the_automatic_deal_link(rig: Rig) -> None:
+    rig.contacts.add_person("p-ann", ANN)
+    rig.contacts.add_deal(deal("d-1", "p-ann", updated_days_ago=2))
+    rig.contacts.add_deal(deal("d-2", "p-ann", updated_days_ago=5))
+    raw = msg("dl@example.com", sender=ANN)
+    rig.process(raw)
+    assert ("deal", "d-1", "auto:deal") in rig.links(raw)
+
+    closed = deal("d-1", "p-ann", updated_days_ago=0, status="won")
+    job = RematchOnChange(FakeProcessQueue(), rig.clock).job_for(
+        "c1", deal("d-1", "p-ann", updated_days_ago=2), closed
+    )
+    rig.contacts.add_deal(closed)
+    assert job is not None
+    assert job.addresses == []  # the threads are found through the person's link index
+
+    assert rig.processor.relink(job) == 1
+    assert {link for link in rig.links(raw) if link[0] == "deal"} == {("deal", "d-2", "auto:deal")}
+
+
 def test_thread_events_carry_ids_and_links_but_never_the_subject(rig: Rig) -> None:
     rig.contacts.add_person("p-ann", ANN)
     secret = "Confidential merger plans"
@@ -507,6 +580,7 @@ def mailboxes(draw: st.DrawFn) -> tuple[list[bytes], list[ProcessMessage], Rig]:
         chains.append(chain)
         sender = draw(st.sampled_from(PEOPLE))
         to = draw(st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=3, unique=True))
+        with_in_reply_to = draw(st.booleans())
         raws.append(
             mime(
                 message_id=f"id{n}@gen.example",
@@ -514,7 +588,7 @@ def mailboxes(draw: st.DrawFn) -> tuple[list[bytes], list[ProcessMessage], Rig]:
                 sender=sender,
                 to=to,
                 sent=NOW - timedelta(days=draw(st.integers(min_value=0, max_value=30))),
-                in_reply_to=chain[-1] if chain and draw(st.booleans()) else None,
+                in_reply_to=chain[-1] if chain and with_in_reply_to else None,
                 references=chain,
                 body=draw(st.text(max_size=40)),
             )
@@ -522,22 +596,22 @@ def mailboxes(draw: st.DrawFn) -> tuple[list[bytes], list[ProcessMessage], Rig]:
     # One chain of jobs per location, in the order the sync sends them and the FIFO group
     # keeps: upsert, flag changes, and perhaps removed. Chains interleave in any order (folders
     # sync in any order, messages race), and any job may be delivered twice in a row.
-    chains: list[list[ProcessMessage]] = []
+    per_location: list[list[ProcessMessage]] = []
     for n, raw in enumerate(raws):
         for folder in draw(st.lists(st.sampled_from(FOLDERS), min_size=1, max_size=2, unique=True)):
             uid = 100 * FOLDERS.index(folder) + n + 1
-            chain = [
+            steps = [
                 rig.job(raw, "upsert", folder=folder, uid=uid, flags=draw(st.sampled_from(FLAGS)))
             ]
             for flags in draw(st.lists(st.sampled_from(FLAGS), max_size=2)):
-                chain.append(rig.job(raw, "flags", folder=folder, uid=uid, flags=flags))
+                steps.append(rig.job(raw, "flags", folder=folder, uid=uid, flags=flags))
             if draw(st.booleans()):
-                chain.append(rig.job(raw, "removed", folder=folder, uid=uid))
-            chains.append(chain)
-    slots = [c for c, chain in enumerate(chains) for _ in chain]
+                steps.append(rig.job(raw, "removed", folder=folder, uid=uid))
+            per_location.append(steps)
+    slots = [c for c, steps in enumerate(per_location) for _ in steps]
     jobs: list[ProcessMessage] = []
     for c in draw(st.permutations(slots)):
-        job = chains[c].pop(0)
+        job = per_location[c].pop(0)
         jobs += [job, job] if draw(st.booleans()) else [job]
     return raws, jobs, rig
 
