@@ -355,31 +355,28 @@ class DynamoThreadStore:
         self, company_id: str, account_id: str, limit: int, cursor: str | None
     ) -> Page[Thread]:
         partition = keys.account_threads_gsi1pk(company_id, account_id)
-        request: dict[str, Any] = {
-            "IndexName": "GSI1",
-            "KeyConditionExpression": Key("GSI1PK").eq(partition),
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        start = decode_cursor(cursor, partition, partition_key="GSI1PK")
-        if start:
-            request["ExclusiveStartKey"] = start
-        reply = self._table.query(**request)
-        items = [Thread.model_validate(item["data"]) for item in reply.get("Items", [])]
-        return Page(items=items, next_cursor=encode_cursor(reply.get("LastEvaluatedKey")))
+        items, next_cursor = self._newest_first("GSI1", partition, limit, cursor)
+        threads = [Thread.model_validate(item["data"]) for item in items]
+        return Page(items=threads, next_cursor=next_cursor)
 
     def linked_threads(
         self, company_id: str, link_type: str, target_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of link items (newest thread first): thread id, owner and visibility."""
         partition = keys.entity_threads_gsi2pk(company_id, link_type, target_id)
+        return self._newest_first("GSI2", partition, limit, cursor)
+
+    def _newest_first(
+        self, index: str, partition: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of an index partition, newest first; the cursor must point into it."""
         request: dict[str, Any] = {
-            "IndexName": "GSI2",
-            "KeyConditionExpression": Key("GSI2PK").eq(partition),
+            "IndexName": index,
+            "KeyConditionExpression": Key(f"{index}PK").eq(partition),
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        start = decode_cursor(cursor, partition, partition_key="GSI2PK")
+        start = decode_cursor(cursor, partition, partition_key=f"{index}PK")
         if start:
             request["ExclusiveStartKey"] = start
         reply = self._table.query(**request)
