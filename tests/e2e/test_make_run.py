@@ -86,7 +86,11 @@ def test_run_serves_health_syncs_the_demo_and_stops_everything(tmp_path: Path) -
         health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
         assert set(health["runtime"]["emulators"]) == {"dynamodb_local", "moto"}
         assert re.fullmatch(r"\d+\.\d+\.\d+", health["runtime"]["emulators"]["dynamodb_local"])
-        assert "331 messages" in banner
+        # The corpus drops replies that would lie in the future, so the count depends on
+        # the hour the demo is seeded; the banner must say what the server then holds.
+        seeded = re.search(r"mailbox +(\d+) messages", banner)
+        assert seeded is not None, banner
+        assert int(seeded.group(1)) > 250
         assert re.search(r"CRM +15 organizations, 33 persons, 21 deals", banner), banner
 
         token = re.search(r"export USER_TOKEN=(\S+)", banner)
@@ -108,7 +112,8 @@ def test_run_serves_health_syncs_the_demo_and_stops_everything(tmp_path: Path) -
         assert len(persons) == 33
         assert runs, "the demo account was never synced"
         assert runs[0]["outcome"] == "ok"
-        assert runs[0]["messages_on_server"] == 331  # STATUS of INBOX and Sent, for real
+        # STATUS of INBOX and Sent, for real
+        assert runs[0]["messages_on_server"] == int(seeded.group(1))
 
         threads: list[dict[str, object]] = []
         deadline = time.monotonic() + 60

@@ -374,7 +374,10 @@ class FolderSync:
                 "internaldate": message.internaldate,
                 "gm_thrid": message.gm_thrid,
                 "gm_labels": message.gm_labels,
-                "historical": sent_at is not None and sent_at < self.account.created_at,
+                # INTERNALDATE has whole seconds: mail that arrives in the second the
+                # account was connected is new, not history.
+                "historical": sent_at is not None
+                and sent_at < self.account.created_at.replace(microsecond=0),
             }
         )
 
