@@ -588,6 +588,10 @@ def _require(raw: bytes) -> bytes:
     return data
 
 
+TRACKING_HEADER = "x-crmsync-tracking"
+"""Set by the CRM's sender on a message whose opens or clicks it tracks (SPEC T1, T2)."""
+
+
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse raw MIME, totally: broken input gives a message with `defects`.
 
@@ -648,6 +652,7 @@ def _parsed(message: Message, walk: _Walk, size: int) -> ParsedMessage:
         calendar=walk.calendar,
         defects=defects.codes(),
         size=size,
+        tracking_id=(headers.raw(TRACKING_HEADER) or "").strip()[:200] or None,
     )
 
 

@@ -66,6 +66,7 @@ class SyncSettings(BaseModel):
     deal_linking: Literal["automatic", "manual"] = "automatic"
     track_opens: bool = True
     track_clicks: bool = True
+    read_sync_back: bool = True
     archive_sync_back: bool = False
     delete_sync_back: bool = False
     email_links: Literal["crm", "mail_app"] = "crm"
@@ -84,6 +85,7 @@ class SyncSettingsPatch(BaseModel):
     deal_linking: Literal["automatic", "manual"] | None = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
+    read_sync_back: bool | None = None
     archive_sync_back: bool | None = None
     delete_sync_back: bool | None = None
     email_links: Literal["crm", "mail_app"] | None = None

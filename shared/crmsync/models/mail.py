@@ -14,6 +14,11 @@ from crmsync.models.parsed import Address, Attachment, CalendarPart
 LinkType = Literal["person", "deal", "lead", "project"]
 LinkReason = Literal["auto:person", "auto:deal", "manual"]
 Visibility = Literal["private", "shared"]
+FolderRole = Literal["inbox", "sent", "archive", "trash", "junk", "drafts", "all", "other"]
+"""What a folder is for: its RFC 6154 special-use flag, else its name (INBOX is always the
+inbox). `all` is an "All Mail" folder (Gmail) whose messages carry their labels."""
+Box = Literal["inbox", "sent", "archive"]
+"""The lists of the inbox API a thread can be in (SPEC I1); every live thread is in `all`."""
 
 
 def folder_id(name: str) -> str:
@@ -84,6 +89,7 @@ class MessageLocation(BaseModel):
     folder_id: str
     uidvalidity: int
     uid: int
+    role: FolderRole | None = None
 
     @property
     def token(self) -> str:
@@ -186,6 +192,8 @@ class StoredMessage(BaseModel):
     parsed_key: str | None = None
     size: int = 0
     gm_thrid: int | None = None
+    gm_labels: list[str] = Field(default_factory=list)
+    tracked: bool = False
 
     @property
     def folders(self) -> list[str]:
@@ -211,7 +219,16 @@ class Thread(BaseModel):
     last_message_at: datetime
     snippet: str = ""
     has_attachments: bool = False
+    tracked: bool = False
     folders: list[str] = Field(default_factory=list)
+    boxes: list[Box] = Field(default_factory=list)
+    # CRM-side state (SPEC S9): when the user archived or deleted the thread in the CRM. A
+    # message that arrives later brings the thread back, as in a mail app.
+    archived_at: datetime | None = None
+    deleted_at: datetime | None = None
+    # Derived: whether the thread is archived / deleted now (no later message brought it back).
+    archived: bool = False
+    deleted: bool = False
     visibility: Visibility = "private"
     version: int = 0
 

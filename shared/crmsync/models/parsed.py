@@ -64,6 +64,7 @@ class ParsedMessage(BaseModel):
     calendar: list[CalendarPart] = Field(default_factory=list)
     defects: list[str] = Field(default_factory=list)
     size: int
+    tracking_id: str | None = None
 
 
 class HeaderSummary(BaseModel):

@@ -27,6 +27,7 @@ from crmsync.models.imap import (
 )
 from crmsync.models.mail import (
     FolderCheckpoint,
+    FolderRole,
     MessageLocation,
     ProcessMessage,
     UidEntry,
@@ -74,6 +75,7 @@ class FolderSync:
     clock: Clock
     limits: SyncLimits
     out_of_time: Callable[[], bool]
+    roles: dict[str, FolderRole] = field(default_factory=dict)
     _now: datetime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -400,6 +402,8 @@ class FolderSync:
                     folder_id=checkpoint.folder_id,
                     uidvalidity=uidvalidity,
                     uid=uid,
+                    role=self.roles.get(checkpoint.folder)
+                    or ("inbox" if checkpoint.folder.upper() == "INBOX" else "other"),
                 ),
             }
         )

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from crmsync.clock import Clock, iso
+from crmsync.mail.folders import folder_roles
 from crmsync.models.accounts import AccountKind, MailAccount
 from crmsync.models.events import DomainEvent
 from crmsync.models.imap import FolderStatus, ImapSession
 from crmsync.models.jobs import SyncAccount
+from crmsync.models.mail import FolderRole
 from crmsync.models.servers import ConnectionProblem, MailServerError
 from crmsync.models.sync import SyncRun
 from crmsync.ports import (
@@ -89,7 +91,7 @@ class MailSync:
         try:
             password = self._health.password_for_sync(account)
             with self._sessions.open_session(account, password) as session:
-                statuses = self._statuses(session, account)
+                statuses, roles = self._statuses(session, account)
                 saved = self._checkpoints.checkpoints(account.company_id, account.id)
                 folders = len(statuses)
                 sync = FolderSync(
@@ -101,6 +103,7 @@ class MailSync:
                     self._clock,
                     self._limits,
                     deadline,
+                    roles,
                 )
                 for status in statuses:
                     on_server += status.messages
@@ -145,7 +148,9 @@ class MailSync:
         )
 
     # -- folders ----------------------------------------------------------------------------
-    def _statuses(self, session: ImapSession, account: MailAccount) -> list[FolderStatus]:
+    def _statuses(
+        self, session: ImapSession, account: MailAccount
+    ) -> tuple[list[FolderStatus], dict[str, FolderRole]]:
         """Which folders sync and their STATUS: the idle poll's whole cost. One LIST-STATUS
         round trip where the server has it, else a LIST and one STATUS per folder."""
         combined = session.list_status()
@@ -166,10 +171,11 @@ class MailSync:
             if missing:
                 raise MailServerError(_folder_missing(missing[0]))
             wanted = [f.name for f in listed if f.name in account.settings.selected_folders]
+        roles = folder_roles(listed)
         if combined is not None:
             known = {folder.name: status for folder, status in combined}
-            return [known[name] or session.status(name) for name in wanted]
-        return [session.status(name) for name in wanted]
+            return [known[name] or session.status(name) for name in wanted], roles
+        return [session.status(name) for name in wanted], roles
 
     def _continue_later(self, job: SyncAccount, account: MailAccount) -> None:
         now = self._clock.now()

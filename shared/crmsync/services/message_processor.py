@@ -107,8 +107,9 @@ class MessageProcessor:
     def _relocate(
         self, account: MailAccount, message: StoredMessage, job: ProcessMessage
     ) -> ProcessResult:
-        locations = [loc for loc in message.locations if loc != job.location]
-        if job.op == "upsert" or job.location in message.locations:
+        here = job.location.token
+        locations = [loc for loc in message.locations if loc.token != here]
+        if job.op == "upsert" or len(locations) < len(message.locations):
             locations.append(job.location)  # a flags change never adds a location back
         flags = sorted(job.flags)
         changed = message.model_copy(
@@ -116,6 +117,7 @@ class MessageProcessor:
                 "locations": sorted(locations, key=lambda loc: loc.token),
                 "flags": flags,
                 "unread": "\\Seen" not in flags,
+                "gm_labels": job.gm_labels if job.op == "upsert" else message.gm_labels,
             }
         )
         if changed == message:
@@ -130,8 +132,8 @@ class MessageProcessor:
     def _remove(
         self, account: MailAccount, message: StoredMessage, location: MessageLocation
     ) -> ProcessResult:
-        remaining = [loc for loc in message.locations if loc != location]
-        if remaining == message.locations:
+        remaining = [loc for loc in message.locations if loc.token != location.token]
+        if len(remaining) == len(message.locations):
             self._assembler.assemble(account, message.thread_id)
             return ProcessResult("unchanged", message.thread_id)
         if remaining:
@@ -283,6 +285,9 @@ class MessageProcessor:
                 "raw_key": job.raw_key,
                 "size": job.size,
                 "gm_thrid": job.gm_thrid,
+                "gm_labels": job.gm_labels,
+                # Only the CRM's own sent mail counts as tracked: an inbound header is a claim.
+                "tracked": parsed.tracking_id is not None and sender == account.email.lower(),
             }
         )
 

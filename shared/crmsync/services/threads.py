@@ -13,7 +13,7 @@ from datetime import datetime
 
 from crmsync.models.accounts import MailAccount
 from crmsync.models.events import DomainEvent
-from crmsync.models.mail import Participant, StoredMessage, Thread
+from crmsync.models.mail import Box, Participant, StoredMessage, Thread
 from crmsync.models.parsed import Address
 from crmsync.models.threads import LinkRecord, SubjectThread
 from crmsync.ports import ContactDirectory, EventPublisher, ThreadStore
@@ -108,11 +108,14 @@ class ThreadAssembler:
             has_attachments=any(
                 not attachment.inline for m in ordered for attachment in m.attachments
             ),
+            tracked=any(m.tracked for m in ordered),
             folders=sorted({folder for m in ordered for folder in m.folders}),
+            archived_at=old.archived_at if old else None,
+            deleted_at=old.deleted_at if old else None,
             visibility=old.visibility if old else account.settings.sharing_default,
             version=(old.version if old else 0) + 1,
         )
-        return thread, plan.keep, plan.drop
+        return with_boxes(thread, ordered), plan.keep, plan.drop
 
     def _after_save(self, account: MailAccount, old: Thread | None, thread: Thread) -> None:
         known = {p.email for p in old.participants} if old else set()
@@ -151,6 +154,41 @@ class ThreadAssembler:
                 )
             ]
         )
+
+
+def in_inbox(message: StoredMessage) -> bool:
+    """In the server's inbox: the INBOX folder, or Gmail's \\Inbox label in All Mail."""
+    return any(
+        loc.role == "inbox" or (loc.role == "all" and "\\Inbox" in message.gm_labels)
+        for loc in message.locations
+    )
+
+
+def with_boxes(thread: Thread, messages: Sequence[StoredMessage]) -> Thread:
+    """Which lists the thread is in (SPEC I1, S9), from where its messages are on the server
+    and what the user did in the CRM. A message dated after the CRM's archive or delete
+    brings the thread back, as a mail app does.
+
+    - deleted: deleted in the CRM and nothing newer since: in no list;
+    - inbox: a message is in the server's inbox and the thread is not archived in the CRM;
+    - sent: the user sent a message of it;
+    - archive: not in the inbox, and archived in the CRM or holding received mail.
+    """
+    newest = max((m.date for m in messages), default=thread.last_message_at)
+    deleted = thread.deleted_at is not None and newest <= thread.deleted_at
+    archived = thread.archived_at is not None and not any(
+        in_inbox(m) and m.date > thread.archived_at for m in messages
+    )
+    boxes: list[Box] = []
+    if not deleted:
+        inbox = not archived and any(in_inbox(m) for m in messages)
+        if inbox:
+            boxes.append("inbox")
+        if any(m.direction == "outbound" for m in messages):
+            boxes.append("sent")
+        if not inbox and (archived or any(m.direction == "inbound" for m in messages)):
+            boxes.append("archive")
+    return thread.model_copy(update={"boxes": boxes, "archived": archived, "deleted": deleted})
 
 
 def _participants(messages: Iterable[StoredMessage]) -> list[Address]:
