@@ -21,6 +21,31 @@ from crmsync.services.linking import plan_links
 
 SAVE_ATTEMPTS = 5
 
+ThreadEdit = Callable[[Thread, list[LinkRecord]], tuple[Thread, list[LinkRecord]]]
+"""A user's change to a thread: (stored thread, its links) -> (edited thread, links)."""
+
+
+def set_state(**changes: object) -> ThreadEdit:
+    """An edit of the thread's CRM state: archived_at, deleted_at, visibility."""
+
+    def edit(thread: Thread, links: list[LinkRecord]) -> tuple[Thread, list[LinkRecord]]:
+        return thread.model_copy(update=changes), links
+
+    return edit
+
+
+def set_manual_link(link_type: str, target_id: str, *, active: bool) -> ThreadEdit:
+    """A manual link (active) or unlink (a tombstone that blocks the automatic link)."""
+
+    def edit(thread: Thread, links: list[LinkRecord]) -> tuple[Thread, list[LinkRecord]]:
+        record = LinkRecord.model_validate(
+            {"type": link_type, "id": target_id, "reason": "manual", "active": active}
+        )
+        others = [link for link in links if link.target != record.target]
+        return thread, [*others, record]
+
+    return edit
+
 
 class ThreadConflictError(RuntimeError):
     """The thread kept changing under us; the job is retried by the queue."""
@@ -39,7 +64,11 @@ class ThreadAssembler:
         self._events = events
         self._now = now
 
-    def assemble(self, account: MailAccount, thread_id: str) -> Thread | None:
+    def assemble(
+        self, account: MailAccount, thread_id: str, edit: ThreadEdit | None = None
+    ) -> Thread | None:
+        """Recompute the thread from its messages; `edit` is a user's change (CRM state, a
+        manual link), applied to what was read, under the same version check."""
         for _ in range(SAVE_ATTEMPTS):
             old = self._store.thread(account.company_id, thread_id)
             messages = self._store.thread_messages(account.company_id, thread_id)
@@ -50,7 +79,10 @@ class ThreadAssembler:
                         self._publish(old, "thread.deleted")
                     return None
                 continue
-            thread, keep, drop = self._summary(account, thread_id, old, messages, links)
+            base, base_links = old, links
+            if edit is not None and old is not None:
+                base, base_links = edit(old, list(links))
+            thread, keep, drop = self._summary(account, thread_id, base, messages, base_links)
             if old is not None and _same(old, thread) and not drop and _same_links(links, keep):
                 return old
             if self._store.save_thread(thread, old.version if old else None, keep, drop):
