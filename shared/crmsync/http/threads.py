@@ -3,10 +3,7 @@ and the caller's blocked addresses. Access rules live in services/mail_reads.py.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, Field
 
 from crmsync.errors import NotFoundError
@@ -19,8 +16,6 @@ from crmsync.services.mail_reads import MailReader, MessageView, ThreadDetail
 
 router = new_router()
 
-AccountId = Annotated[str, Query(min_length=1, max_length=128, description="The mail account.")]
-
 
 class BlockedAddressList(BaseModel):
     items: list[BlockedAddress] = Field(default_factory=list)
@@ -28,12 +23,6 @@ class BlockedAddressList(BaseModel):
 
 def _reader() -> MailReader:
     return current_runtime().mail_reader()
-
-
-@router.get("/v1/threads")
-def list_threads(account_id: AccountId, limit: Limit = 25, cursor: Cursor = None) -> Page[Thread]:
-    """Threads of one mail account, newest message first."""
-    return _reader().account_threads(caller(router), account_id, limit, cursor)
 
 
 @router.get("/v1/threads/<thread_id>")
