@@ -333,12 +333,18 @@ class ThreadStore(Protocol):
     def save_thread(
         self,
         thread: Thread,
-        expected_version: int | None,
+        previous: Thread | None,
         links: Sequence[LinkRecord],
         dropped: Sequence[LinkRecord],
-    ) -> bool: ...
+    ) -> bool:
+        """Write the thread iff the stored one is still `previous` (None: not stored yet),
+        with its links and its inbox entries and counts, diffed against `previous`; False
+        when another writer got there first."""
+        ...
 
-    def delete_thread(self, thread: Thread, links: Sequence[LinkRecord]) -> bool: ...
+    def delete_thread(self, thread: Thread, links: Sequence[LinkRecord]) -> bool:
+        """Delete the thread iff still at its version, with its links, entries and counts."""
+        ...
 
     def account_threads(
         self, company_id: str, account_id: str, limit: int, cursor: str | None

@@ -30,6 +30,7 @@ from crmsync.services.blocking import BlockingService
 from crmsync.services.diagnostics import AccountDiagnostics
 from crmsync.services.directory import DirectoryService
 from crmsync.services.folder_sync import SyncLimits
+from crmsync.services.inbox import InboxService
 from crmsync.services.mail_reads import MailReader
 from crmsync.services.mail_sync import MailSync
 from crmsync.services.message_processor import MessageProcessor
@@ -44,6 +45,7 @@ from crmsync.store.contacts import DynamoContactDirectory
 from crmsync.store.directory import DynamoDirectoryRepository
 from crmsync.store.dynamodb import DynamoAccountRepository, DynamoSyncRunRepository
 from crmsync.store.health import DynamoHealthProbe
+from crmsync.store.inbox import DynamoInboxIndex
 from crmsync.store.raw_mail import S3RawMailStore
 from crmsync.store.retention import DynamoRetentionRepository
 from crmsync.store.threads import DynamoThreadStore
@@ -200,6 +202,9 @@ class Runtime:
             assembler,
             self.clock.now,
         )
+
+    def inbox(self) -> InboxService:
+        return InboxService(self.accounts, self.thread_store, DynamoInboxIndex(self.table))
 
     def mail_reader(self) -> MailReader:
         directory = self.directory()

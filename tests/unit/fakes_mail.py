@@ -820,12 +820,13 @@ class FakeThreadStore:
     def save_thread(
         self,
         thread: Thread,
-        expected_version: int | None,
+        previous: Thread | None,
         links: Sequence[LinkRecord],
         dropped: Sequence[LinkRecord],
     ) -> bool:
         part = self._partition(thread.company_id, thread.id)
         current = part.thread
+        expected_version = previous.version if previous is not None else None
         if (expected_version is None and current is not None) or (
             expected_version is not None
             and (current is None or current.version != expected_version)

@@ -85,7 +85,7 @@ class ThreadAssembler:
             thread, keep, drop = self._summary(account, thread_id, base, messages, base_links)
             if old is not None and _same(old, thread) and not drop and _same_links(links, keep):
                 return old
-            if self._store.save_thread(thread, old.version if old else None, keep, drop):
+            if self._store.save_thread(thread, old, keep, drop):
                 self._after_save(account, old, thread)
                 return thread
         raise ThreadConflictError(thread_id)

@@ -137,3 +137,19 @@ BLOCK_PREFIX = "BLOCK#"
 
 def block_sk(address: str) -> str:
     return f"{BLOCK_PREFIX}{address}"
+
+
+# -- the inbox (SPEC I1): a user's index entries of their own threads, and unread counters ---
+
+
+def inbox_entry_pk(company_id: str, user_id: str, entry: str) -> str:
+    """One list of a user's inbox: `BOX#inbox`, `UNREAD`, `LINK#person#p1`, `TERM#acme`…"""
+    return f"COMPANY#{company_id}#USER#{user_id}#INBOX#{entry}"
+
+
+MAIL_COUNTS_PREFIX = "MAILCOUNTS#"
+
+
+def mail_counts_sk(account_id: str) -> str:
+    """The counters of one account, in its owner's user partition (`user_pk`)."""
+    return f"{MAIL_COUNTS_PREFIX}{account_id}"

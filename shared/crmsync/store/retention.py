@@ -17,10 +17,13 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from crmsync.clock import iso
+from crmsync.models.inbox import inbox_entries
+from crmsync.models.mail import Thread
 from crmsync.models.retention import PurgeRecord
 from crmsync.ports import PurgeDue
 from crmsync.store import keys
 from crmsync.store.dynamodb import POLL_DUE_INDEX, RETENTION_MARKER_KIND
+from crmsync.store.inbox import counts_key, entry_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -86,7 +89,9 @@ def uid_maps(table: Table, company_id: str, account_id: str) -> Iterator[dict[st
 
 def threads(table: Table, company_id: str, account_id: str) -> Iterator[dict[str, Any]]:
     """Every thread of the account with its messages, links, message pointers, Message-ID
-    refs, subject and participant entries (found through the thread and message data)."""
+    refs, subject and participant entries (found through the thread and message data), its
+    inbox entries in its owner's partitions, and the account's counters there."""
+    owners: dict[str, Thread] = {}
     for thread in _query_keys(
         table,
         IndexName="GSI1",
@@ -96,6 +101,11 @@ def threads(table: Table, company_id: str, account_id: str) -> Iterator[dict[str
     ):
         data = thread["data"]
         thread_id = str(data["id"])
+        stored = Thread.model_validate(data)
+        owners.setdefault(stored.owner_user_id, stored)
+        listed = inbox_entries(stored)
+        for entry in listed.entries:
+            yield entry_key(stored, entry, listed.sort_key)
         for participant in data.get("participants", []):
             yield {
                 "PK": keys.participant_pk(company_id, str(participant["email"])),
@@ -121,6 +131,8 @@ def threads(table: Table, company_id: str, account_id: str) -> Iterator[dict[str
                         "SK": keys.MSGID_SK,
                     }
             yield {"PK": item["PK"], "SK": item["SK"]}
+    for stored in owners.values():
+        yield counts_key(stored)
 
 
 def _digest(value: str) -> str:

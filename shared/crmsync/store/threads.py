@@ -16,17 +16,25 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from crmsync.clock import iso
+from crmsync.models.inbox import count_delta, folder_counts, inbox_entries
 from crmsync.models.mail import StoredMessage, Thread
 from crmsync.models.pages import Page
 from crmsync.models.threads import LinkRecord, SubjectThread
 from crmsync.store import keys
 from crmsync.store.checkpoints import _batch_get, _query_all
 from crmsync.store.cursor import decode_cursor, encode_cursor
+from crmsync.store.inbox import counter_write, entry_writes
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 TRANSACTION_MAX = 100
+# `inbox_index` of a thread item: every inbox entry of this version is written ("done"), or
+# the write spans several transactions and the last has not landed yet ("pending"). A thread
+# item without it was stored before the inbox index existed.
+INDEX_DONE = "done"
+INDEX_PENDING = "pending"
+INDEX_LEGACY = ""
 
 
 def _digest(value: str) -> str:
@@ -259,65 +267,191 @@ class DynamoThreadStore:
     def save_thread(
         self,
         thread: Thread,
-        expected_version: int | None,
+        previous: Thread | None,
         links: Sequence[LinkRecord],
         dropped: Sequence[LinkRecord],
     ) -> bool:
-        """The thread (iff still at `expected_version`) and its links, in one transaction."""
-        condition: dict[str, Any] = (
-            {"ConditionExpression": "attribute_not_exists(PK)"}
-            if expected_version is None
-            else {
-                "ConditionExpression": "version = :seen",
-                "ExpressionAttributeValues": {":seen": expected_version},
-            }
-        )
-        ops: list[Any] = [
-            {"Put": {"TableName": self._table.name, "Item": self._thread_item(thread), **condition}}
-        ]
-        ops += [
-            {"Put": {"TableName": self._table.name, "Item": self._link_item(thread, link)}}
-            for link in links
-        ]
-        ops += [
-            {"Delete": {"TableName": self._table.name, "Key": self._link_key(thread, link)}}
-            for link in dropped
-        ]
-        return self._transact(ops)
+        """The thread (iff still the `previous` one read), its links, its inbox entries and
+        its account's counters, in one transaction; False when another writer got there
+        first.
+
+        Entries and counters are diffed against `previous`, which is only right when its
+        entries were all written: the thread item says so (`inbox_index`). A thread stored
+        before the inbox existed, or whose last write was cut between two chunks, fails
+        the condition and is written again with every entry (and, before the inbox, with
+        its whole count)."""
+        if previous is None:
+            return self._write_thread(thread, None, links, dropped, mode=None)
+        if self._write_thread(thread, previous, links, dropped, mode=INDEX_DONE):
+            return True
+        mode = self._index_state(previous)
+        if mode is None or mode == INDEX_DONE:
+            return False  # another writer's version, or a transient conflict: re-read
+        return self._write_thread(thread, previous, links, dropped, mode=mode)
 
     def delete_thread(self, thread: Thread, links: Sequence[LinkRecord]) -> bool:
-        ops: list[Any] = [
-            {
-                "Delete": {
-                    "TableName": self._table.name,
-                    "Key": {
-                        "PK": keys.thread_pk(thread.company_id, thread.id),
-                        "SK": keys.THREAD_SK,
-                    },
-                    "ConditionExpression": "version = :seen",
-                    "ExpressionAttributeValues": {":seen": thread.version},
-                }
-            }
-        ]
-        ops += [
-            {"Delete": {"TableName": self._table.name, "Key": self._link_key(thread, link)}}
-            for link in links
-        ]
-        return self._transact(ops)
+        """The thread with its links, entries and counts (iff still at its version)."""
+        if self._delete_thread(thread, links, mode=INDEX_DONE):
+            return True
+        mode = self._index_state(thread)
+        if mode is None or mode == INDEX_DONE:
+            return False
+        return self._delete_thread(thread, links, mode=mode)
 
-    def _transact(self, ops: list[Any]) -> bool:
+    def _index_state(self, thread: Thread) -> str | None:
+        """`inbox_index` of the stored thread when it is still at `thread.version` (""
+        when it has none: stored before the inbox); None when the version moved on."""
+        item = self._table.get_item(
+            Key={"PK": keys.thread_pk(thread.company_id, thread.id), "SK": keys.THREAD_SK},
+            ConsistentRead=True,
+            ProjectionExpression="version, inbox_index",
+        ).get("Item")
+        if item is None or item.get("version") != thread.version:
+            return None
+        return str(item.get("inbox_index", INDEX_LEGACY))
+
+    def _write_thread(
+        self,
+        thread: Thread,
+        previous: Thread | None,
+        links: Sequence[LinkRecord],
+        dropped: Sequence[LinkRecord],
+        *,
+        mode: str | None,
+    ) -> bool:
+        """`mode`: the `inbox_index` state `previous` must be stored with (None: new)."""
+        table = self._table.name
+        counted = previous if mode != INDEX_LEGACY else None
+        deletes, puts = entry_writes(
+            table,
+            thread,
+            inbox_entries(previous),
+            inbox_entries(thread),
+            rewrite_all=mode != INDEX_DONE and previous is not None,
+        )
+        counter = counter_write(
+            table, thread, count_delta(folder_counts(counted), folder_counts(thread))
+        )
+        first: list[Any] = [counter] if counter else []
+        first += [
+            {"Delete": {"TableName": table, "Key": self._link_key(thread, link)}}
+            for link in dropped
+        ]
+        rest: list[Any] = [
+            {"Put": {"TableName": table, "Item": self._link_item(thread, link)}} for link in links
+        ]
+        chunked = 1 + len(first) + len(deletes) + len(rest) + len(puts) > TRANSACTION_MAX
+        item = self._thread_item(thread, INDEX_PENDING if chunked else INDEX_DONE)
+        guard = self._guard(previous, mode)
+        put = {"Put": {"TableName": table, "Item": item, **guard}}
+        # Deletes go first: if the write is cut short, only puts are missing, and the next
+        # write (which then rewrites every entry) restores them.
+        return self._transact_chunks(thread, [put, *first, *deletes], [*rest, *puts])
+
+    def _delete_thread(self, thread: Thread, links: Sequence[LinkRecord], *, mode: str) -> bool:
+        table = self._table.name
+        delete: dict[str, Any] = {
+            "Delete": {
+                "TableName": table,
+                "Key": {"PK": keys.thread_pk(thread.company_id, thread.id), "SK": keys.THREAD_SK},
+                **self._guard(thread, mode),
+            }
+        }
+        counted = thread if mode != INDEX_LEGACY else None
+        counter = counter_write(table, thread, count_delta(folder_counts(counted), {}))
+        deletes, _ = entry_writes(
+            table, thread, inbox_entries(thread), inbox_entries(None), rewrite_all=False
+        )
+        ops: list[Any] = [delete, *([counter] if counter else [])]
+        ops += [
+            {"Delete": {"TableName": table, "Key": self._link_key(thread, link)}} for link in links
+        ]
+        ops += deletes
         try:
-            for start in range(0, len(ops), TRANSACTION_MAX):
-                self._client.transact_write_items(
-                    TransactItems=ops[start : start + TRANSACTION_MAX]
-                )
+            self._client.transact_write_items(TransactItems=ops[:TRANSACTION_MAX])
+        except ClientError as exc:
+            if _conflict(exc):
+                return False
+            raise
+        # The rest only while the thread is not back (a new message re-creates it).
+        absent = {
+            "ConditionCheck": {
+                "TableName": table,
+                "Key": delete["Delete"]["Key"],
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+        step = TRANSACTION_MAX - 1
+        for start in range(TRANSACTION_MAX, len(ops), step):
+            if not self._transact_quietly([absent, *ops[start : start + step]]):
+                break
+        return True
+
+    @staticmethod
+    def _guard(previous: Thread | None, mode: str | None) -> dict[str, Any]:
+        if previous is None:
+            return {"ConditionExpression": "attribute_not_exists(PK)"}
+        if mode == INDEX_LEGACY:
+            return {
+                "ConditionExpression": "version = :seen AND attribute_not_exists(inbox_index)",
+                "ExpressionAttributeValues": {":seen": previous.version},
+            }
+        return {
+            "ConditionExpression": "version = :seen AND inbox_index = :index",
+            "ExpressionAttributeValues": {":seen": previous.version, ":index": mode},
+        }
+
+    def _transact_chunks(self, thread: Thread, first: list[Any], rest: list[Any]) -> bool:
+        """The first transaction decides (it holds the thread's condition and the counters);
+        the rest are written only while the thread is still this version, and the last
+        marks the thread's entries complete."""
+        ops = first + rest
+        try:
+            self._client.transact_write_items(TransactItems=ops[:TRANSACTION_MAX])
+        except ClientError as exc:
+            if _conflict(exc):
+                return False
+            raise
+        if len(ops) <= TRANSACTION_MAX:
+            return True
+        key = {"PK": keys.thread_pk(thread.company_id, thread.id), "SK": keys.THREAD_SK}
+        mine = {":v": thread.version, ":pending": INDEX_PENDING}
+        check = {
+            "ConditionCheck": {
+                "TableName": self._table.name,
+                "Key": key,
+                "ConditionExpression": "version = :v AND inbox_index = :pending",
+                "ExpressionAttributeValues": mine,
+            }
+        }
+        done = {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": key,
+                "UpdateExpression": "SET inbox_index = :done",
+                "ConditionExpression": "version = :v AND inbox_index = :pending",
+                "ExpressionAttributeValues": {**mine, ":done": INDEX_DONE},
+            }
+        }
+        step = TRANSACTION_MAX - 1
+        starts = list(range(TRANSACTION_MAX, len(ops), step))
+        for start in starts:
+            guard = done if start == starts[-1] else check
+            if not self._transact_quietly([guard, *ops[start : start + step]]):
+                # A newer version is stored: its writer saw "pending" and rewrote every entry.
+                break
+        return True
+
+    def _transact_quietly(self, ops: list[Any]) -> bool:
+        try:
+            self._client.transact_write_items(TransactItems=ops)
         except ClientError as exc:
             if _conflict(exc):
                 return False
             raise
         return True
 
-    def _thread_item(self, thread: Thread) -> dict[str, Any]:
+    def _thread_item(self, thread: Thread, inbox_index: str) -> dict[str, Any]:
         return {
             "PK": keys.thread_pk(thread.company_id, thread.id),
             "SK": keys.THREAD_SK,
@@ -326,6 +460,7 @@ class DynamoThreadStore:
             "kind": "thread",
             "account_id": thread.account_id,
             "version": thread.version,
+            "inbox_index": inbox_index,
             "data": thread.model_dump(mode="json"),
         }
 
