@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import crmsync
 from crmsync.errors import CrmSyncError
-from crmsync.http import accounts, directory, inbox, mailbox_actions, status, threads
+from crmsync.http import accounts, directory, inbox, status, threads
 from crmsync.http.common import problem
 from crmsync.observability import logger, tracer
 
@@ -23,7 +23,6 @@ app.include_router(directory.router)
 app.include_router(accounts.router)
 app.include_router(inbox.router)
 app.include_router(threads.router)
-app.include_router(mailbox_actions.router)
 
 
 app.configure_openapi(
