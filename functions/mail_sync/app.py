@@ -1,4 +1,5 @@
-"""SQS FIFO (one group per account) -> sync that account.
+"""SQS FIFO (one group per account) -> sync that account (a `sync_account` job), or apply
+its pending mailbox actions and then sync it (a `mailbox_actions` job).
 
 No idempotency record here: the sync is idempotent by its own state (folder checkpoints
 saved with versioned writes, UID maps, message keys), and a record would cost two DynamoDB
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crmsync.models.jobs import SyncAccount
+from crmsync.models.jobs import SyncQueueMessage
 from crmsync.observability import logger, metrics, tracer
 from crmsync.runtime import current_runtime
 
@@ -27,7 +28,7 @@ SAFETY_MARGIN_MS = 120_000
 
 
 def _record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
-    job = SyncAccount.model_validate_json(record.body)
+    job = SyncQueueMessage.model_validate_json(record.body).root
     runtime = current_runtime()
     budget_ms = runtime.settings.sync_budget_seconds * 1000
     ends = time.monotonic() + runtime.settings.sync_budget_seconds
@@ -48,6 +49,7 @@ def _record_handler(record: SQSRecord, lambda_context: LambdaContext | None = No
         extra={
             "account_id": job.account_id,
             "outcome": run.outcome,
+            "mailbox_actions": run.mailbox_actions,
             "messages_fetched": run.messages_fetched,
             "imap_commands": run.imap_commands,
             "budget_ms": budget_ms,

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, Field
 
 from crmsync.models.accounts import MailAccount
+from crmsync.models.actions import MailboxAction
 from crmsync.models.deals import Deal
 from crmsync.models.events import DomainEvent
-from crmsync.models.jobs import SyncAccount
+from crmsync.models.jobs import SyncQueueJob
 from crmsync.models.mail import (
     BlockedAddress,
     FolderCheckpoint,
@@ -23,6 +24,7 @@ from crmsync.models.mail import (
     UidEntry,
 )
 from crmsync.models.pages import Page
+from crmsync.models.parsed import Attachment
 from crmsync.models.retention import PurgeReason, PurgeRecord
 from crmsync.models.servers import ConnectionProblem
 from crmsync.models.sync import SyncRun
@@ -30,6 +32,7 @@ from crmsync.models.threads import LinkRecord, SubjectThread
 
 if TYPE_CHECKING:
     from crmsync.models.imap import ImapSession
+    from crmsync.models.inbox import InboxQuery
 
 
 class DueAccount(BaseModel):
@@ -160,7 +163,7 @@ class RetentionRepository(Protocol):
 class QueuedSync(BaseModel):
     """A sync job with the FIFO deduplication id it is sent under."""
 
-    job: SyncAccount
+    job: SyncQueueJob
     deduplication_id: str
 
 
@@ -168,6 +171,16 @@ class JobQueue(Protocol):
     def send_syncs(self, jobs: Sequence[QueuedSync]) -> None:
         """Send every job or raise; SQS dedup makes a repeated send of a job harmless."""
         ...
+
+
+class MailboxActionStore(Protocol):
+    """Pending mailbox actions of an account (SPEC S9), oldest first."""
+
+    def add(self, action: MailboxAction) -> None: ...
+
+    def pending(self, company_id: str, account_id: str) -> list[MailboxAction]: ...
+
+    def done(self, action: MailboxAction) -> None: ...
 
 
 class EventPublisher(Protocol):
@@ -246,6 +259,18 @@ class RawMailStore(Protocol):
         ...
 
     def get_parsed(self, key: str) -> bytes: ...
+
+    def attachment_url(
+        self,
+        company_id: str,
+        account_id: str,
+        message_key: str,
+        raw_key: str,
+        attachment: Attachment,
+    ) -> str:
+        """A short-lived download link to the attachment; its bytes are cut from the raw
+        MIME at `raw_key` and stored once. LookupError when the message has no such part."""
+        ...
 
 
 class ProcessQueue(Protocol):
@@ -346,10 +371,24 @@ class ThreadStore(Protocol):
         """Delete the thread iff still at its version, with its links, entries and counts."""
         ...
 
-    def account_threads(
-        self, company_id: str, account_id: str, limit: int, cursor: str | None
-    ) -> Page[Thread]: ...
-
     def linked_threads(
         self, company_id: str, link_type: str, target_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+class InboxIndex(Protocol):
+    def entries(
+        self,
+        company_id: str,
+        user_id: str,
+        query: InboxQuery,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """Up to `limit` matching entries, newest first, as (thread id, sort key), and the
+        cursor of the next page (None at the end)."""
+        ...
+
+    def counters(self, company_id: str, user_id: str) -> dict[str, dict[str, int]]:
+        """The user's counters by account id (one Query)."""
+        ...

@@ -31,14 +31,16 @@ from crmsync.services.diagnostics import AccountDiagnostics
 from crmsync.services.directory import DirectoryService
 from crmsync.services.folder_sync import SyncLimits
 from crmsync.services.inbox import InboxService
-from crmsync.services.mail_reads import MailReader
+from crmsync.services.mail_reads import MailReader, RecordAccess
 from crmsync.services.mail_sync import MailSync
 from crmsync.services.message_processor import MessageProcessor
 from crmsync.services.polling import PollDispatcher
 from crmsync.services.rematch import RematchOnChange
 from crmsync.services.retention import RetentionSweeper
 from crmsync.services.sync_status import SyncStatus
+from crmsync.services.thread_actions import ThreadActions
 from crmsync.services.threads import ThreadAssembler
+from crmsync.store.actions import DynamoMailboxActionStore
 from crmsync.store.blocked import DynamoBlockedAddressStore
 from crmsync.store.checkpoints import DynamoCheckpointStore
 from crmsync.store.contacts import DynamoContactDirectory
@@ -158,7 +160,9 @@ class Runtime:
 
     @cached_property
     def raw_mail(self) -> S3RawMailStore:
-        return S3RawMailStore(self.client("s3"), _required(self.settings.raw_mail_bucket))
+        # Attachment links are presigned: SigV4, the only signature S3 takes on new buckets.
+        s3 = boto3.client("s3", config=AWS_CONFIG.merge(Config(signature_version="s3v4")))
+        return S3RawMailStore(s3, _required(self.settings.raw_mail_bucket))
 
     @cached_property
     def process_queue(self) -> SqsProcessQueue:
@@ -187,6 +191,8 @@ class Runtime:
             sync_queue=self.jobs,
             limits=SyncLimits(batch_size=self.settings.fetch_batch_size),
             budget=timedelta(seconds=self.settings.sync_budget_seconds),
+            actions=self.mailbox_actions,
+            threads=self.thread_store,
         )
 
     def message_processor(self) -> MessageProcessor:
@@ -206,17 +212,43 @@ class Runtime:
     def inbox(self) -> InboxService:
         return InboxService(self.accounts, self.thread_store, DynamoInboxIndex(self.table))
 
-    def mail_reader(self) -> MailReader:
+    def record_access(self) -> RecordAccess:
+        """The directory's answer to "may this user read that person/deal/lead/project"."""
         directory = self.directory()
 
         def can_read_record(principal: Principal, link_type: str, record_id: str) -> bool:
+            record_type = LINK_TYPES.get(link_type)
+            if record_type is None:
+                return False
             try:
-                directory.get(principal, LINK_TYPES[link_type], record_id)
+                directory.get(principal, record_type, record_id)
             except (NotFoundError, ForbiddenError):
                 return False
             return True
 
-        return MailReader(self.accounts, self.thread_store, self.raw_mail, can_read_record)
+        return can_read_record
+
+    def mail_reader(self) -> MailReader:
+        return MailReader(self.accounts, self.thread_store, self.raw_mail, self.record_access())
+
+    def thread_assembler(self) -> ThreadAssembler:
+        contacts = DynamoContactDirectory(self.table)
+        return ThreadAssembler(self.thread_store, contacts, self.events, self.clock.now)
+
+    @cached_property
+    def mailbox_actions(self) -> DynamoMailboxActionStore:
+        return DynamoMailboxActionStore(self.table)
+
+    def thread_actions(self) -> ThreadActions:
+        return ThreadActions(
+            self.accounts,
+            self.thread_store,
+            self.thread_assembler(),
+            self.record_access(),
+            self.mailbox_actions,
+            self.jobs,
+            self.clock.now,
+        )
 
     def blocking(self) -> BlockingService:
         return BlockingService(self.blocked_addresses, self.clock)

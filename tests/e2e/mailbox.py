@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import requests
@@ -98,6 +99,39 @@ def mail(
     return message
 
 
+def connect_mailbox(
+    local_stack: LocalStack,
+    dovecot: DovecotServer,
+    smtp_server: SmtpServer,
+    *,
+    role: Literal["admin", "user"] = "admin",
+    imap: ServerEndpoint | None = None,
+    **settings: Any,
+) -> Mailbox:
+    """A new Dovecot user, its company with the owner as a CRM user, and its account
+    connected through the accounts service (a real login)."""
+    user = dovecot.add_user(f"u-{uuid.uuid4().hex[:10]}@{dovecot.domain}", uuid.uuid4().hex)
+    company = f"co-{uuid.uuid4().hex[:8]}"
+    owner = Principal(user_id="owner-1", company_id=company, role=role)
+    runtime = current_runtime()
+    runtime.directory().create(
+        owner.model_copy(update={"role": "admin"}),
+        User,
+        UserCreate(id="owner-1", name="Olga Owner", email=user.email),
+    )
+    account = runtime.accounts_service().connect(
+        owner,
+        ConnectAccount(
+            email=user.email,
+            password=SecretStr(user.password),
+            imap=imap or ServerEndpoint(host="localhost", port=dovecot.ssl_port, security="ssl"),
+            smtp=ServerEndpoint(host="localhost", port=smtp_server.port, security="starttls"),
+            settings=SyncSettingsPatch(**settings) if settings else None,
+        ),
+    )
+    return Mailbox(local_stack, dovecot, user, owner, account)
+
+
 @pytest.fixture
 def mailbox(
     local_stack: LocalStack,
@@ -106,25 +140,7 @@ def mailbox(
     smtp_server: SmtpServer,
 ) -> Callable[..., Mailbox]:
     def make(imap: ServerEndpoint | None = None, **settings: Any) -> Mailbox:
-        user = dovecot.add_user(f"u-{uuid.uuid4().hex[:10]}@{dovecot.domain}", uuid.uuid4().hex)
-        company = f"co-{uuid.uuid4().hex[:8]}"
-        owner = Principal(user_id="owner-1", company_id=company, role="admin")
-        runtime = current_runtime()
-        runtime.directory().create(
-            owner, User, UserCreate(id="owner-1", name="Olga Owner", email=user.email)
-        )
-        account = runtime.accounts_service().connect(
-            owner,
-            ConnectAccount(
-                email=user.email,
-                password=SecretStr(user.password),
-                imap=imap
-                or ServerEndpoint(host="localhost", port=dovecot.ssl_port, security="ssl"),
-                smtp=ServerEndpoint(host="localhost", port=smtp_server.port, security="starttls"),
-                settings=SyncSettingsPatch(**settings) if settings else None,
-            ),
-        )
-        return Mailbox(local_stack, dovecot, user, owner, account)
+        return connect_mailbox(local_stack, dovecot, smtp_server, imap=imap, **settings)
 
     return make
 
@@ -149,3 +165,34 @@ def deal(box: Mailbox, title: str, person_id: str, status: str = "open") -> str:
 
 def links(thread: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(link["type"], link["id"], link["reason"]) for link in thread["links"]}
+
+
+def reset_uidvalidity(box: Mailbox, folder: str) -> None:
+    """A new UIDVALIDITY, as after a server-side restore: doveadm sets it directly."""
+    client = box.imap()
+    try:
+        old = client.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    finally:
+        client.logout()
+    subprocess.run(
+        [
+            box.dovecot._doveadm_bin,
+            "-c",
+            str(box.dovecot.config_path),
+            "mailbox",
+            "update",
+            "-u",
+            box.user.username,
+            "--uid-validity",
+            str(old + 1000),
+            folder,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=20,
+    )
+    client = box.imap()
+    try:
+        assert client.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"] == old + 1000
+    finally:
+        client.logout()

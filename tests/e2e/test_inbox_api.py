@@ -20,18 +20,11 @@ from typing import Any
 
 import pytest
 import requests
-from pydantic import SecretStr
 
-from crmsync.models.accounts import SyncSettingsPatch
-from crmsync.models.directory import User, UserCreate
-from crmsync.models.identity import Principal
-from crmsync.models.servers import ServerEndpoint
-from crmsync.runtime import current_runtime
-from crmsync.services.accounts import ConnectAccount
 from crmsync_local.stack import LocalStack
 from crmsync_local.testservers.dovecot import DovecotServer
 from crmsync_local.testservers.smtp import SmtpServer
-from tests.e2e.mailbox import Mailbox
+from tests.e2e.mailbox import Mailbox, connect_mailbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("trusted_mail_servers")]
 
@@ -227,25 +220,7 @@ def _seed(box: Mailbox, rng: random.Random) -> dict[str, Seeded]:
 
 @pytest.fixture(scope="module")
 def world(local_stack: LocalStack, dovecot: DovecotServer, smtp_server: SmtpServer) -> World:
-    user = dovecot.add_user(f"u-{uuid.uuid4().hex[:10]}@{dovecot.domain}", uuid.uuid4().hex)
-    owner = Principal(user_id="owner-1", company_id=f"co-{uuid.uuid4().hex[:8]}", role="user")
-    runtime = current_runtime()
-    runtime.directory().create(
-        owner.model_copy(update={"role": "admin"}),
-        User,
-        UserCreate(id="owner-1", name="Olga Owner", email=user.email),
-    )
-    account = runtime.accounts_service().connect(
-        owner,
-        ConnectAccount(
-            email=user.email,
-            password=SecretStr(user.password),
-            imap=ServerEndpoint(host="localhost", port=dovecot.ssl_port, security="ssl"),
-            smtp=ServerEndpoint(host="localhost", port=smtp_server.port, security="starttls"),
-            settings=SyncSettingsPatch(sync_start="3_months"),
-        ),
-    )
-    box = Mailbox(local_stack, dovecot, user, owner, account)
+    box = connect_mailbox(local_stack, dovecot, smtp_server, role="user", sync_start="3_months")
     persons = {
         address: _post(box, "/v1/persons", {"name": name, "emails": [address]})["id"]
         for address, name in CONTACTS[:3]

@@ -6,7 +6,6 @@ message_processor (parse, thread, link) -> DynamoDB -> HTTP API.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ import requests
 
 from crmsync.models.jobs import SyncAccount
 from crmsync.runtime import current_runtime
-from tests.e2e.mailbox import Mailbox, deal, links, mail, mailbox, person
+from tests.e2e.mailbox import Mailbox, deal, links, mail, mailbox, person, reset_uidvalidity
 
 __all__ = ["mailbox"]  # the fixture, used by name
 
@@ -157,7 +156,7 @@ def test_flags_moves_expunges_and_uidvalidity_reset(mailbox: Callable[..., Mailb
     assert sorted(t["subject"] for t in box.threads()) == ["Two"]
 
     before = box.threads()
-    _reset_uidvalidity(box, "Archive")
+    reset_uidvalidity(box, "Archive")
     box.sync()
     after = box.threads()
     assert [(t["id"], t["message_count"]) for t in after] == [
@@ -165,37 +164,6 @@ def test_flags_moves_expunges_and_uidvalidity_reset(mailbox: Callable[..., Mailb
     ]
     detail = box.get(f"/v1/threads/{after[0]['id']}")
     assert len(detail["messages"]) == 1
-
-
-def _reset_uidvalidity(box: Mailbox, folder: str) -> None:
-    """A new UIDVALIDITY, as after a server-side restore: doveadm sets it directly."""
-    client = box.imap()
-    try:
-        old = client.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"]
-    finally:
-        client.logout()
-    subprocess.run(
-        [
-            box.dovecot._doveadm_bin,
-            "-c",
-            str(box.dovecot.config_path),
-            "mailbox",
-            "update",
-            "-u",
-            box.user.username,
-            "--uid-validity",
-            str(old + 1000),
-            folder,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=20,
-    )
-    client = box.imap()
-    try:
-        assert client.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"] == old + 1000
-    finally:
-        client.logout()
 
 
 def test_backfill_beyond_one_budget_resumes_and_stores_each_message_once(

@@ -17,7 +17,7 @@ from typing import Any
 from crmsync.clock import iso
 from crmsync.models.accounts import MailAccount
 from crmsync.models.events import DomainEvent
-from crmsync.models.jobs import SyncAccount
+from crmsync.models.jobs import MailboxActionsJob, SyncAccount
 from crmsync.models.pages import Page
 from crmsync.models.retention import PurgeRecord
 from crmsync.models.servers import ConnectionProblem, MailServerError
@@ -273,11 +273,15 @@ class FakeRetentionRepository:
 
 class FakeJobQueue:
     def __init__(self) -> None:
-        self.sent: list[tuple[SyncAccount, str]] = []
+        self.sent: list[tuple[SyncAccount | MailboxActionsJob, str]] = []
 
     @property
     def jobs(self) -> list[SyncAccount]:
-        return [job for job, _ in self.sent]
+        return [job for job, _ in self.sent if isinstance(job, SyncAccount)]
+
+    @property
+    def action_jobs(self) -> list[MailboxActionsJob]:
+        return [job for job, _ in self.sent if isinstance(job, MailboxActionsJob)]
 
     def send_syncs(self, jobs: Sequence[QueuedSync]) -> None:
         self.sent.extend((queued.job, queued.deduplication_id) for queued in jobs)

@@ -11,7 +11,13 @@ They keep the semantics of the real adapters that the domain relies on:
   QRESYNC server; calls the real session answers without a command (an empty FETCH set,
   the flags of an empty folder) cost none. `fail_after_fetches = N` hangs up on the Nth
   `fetch_messages` call of a session: it raises MailServerError("server_error") and every
-  later command on that session raises too.
+  later command on that session raises too. Writes (store_flags, move,
+  store_gmail_labels) cost what the real session sends: SELECT (+ ENABLE first), UID SEARCH
+  for the UIDs still there, then one UID STORE per direction, or UID MOVE (without MOVE:
+  UID COPY + UID STORE, + UID EXPUNGE with UIDPLUS). On a `gmail` server labels belong to
+  the message (every copy with its X-GM-MSGID): removing \\Inbox takes the copy out of
+  INBOX, adding it puts one there, and a move from the \\All folder to the trash removes
+  every other copy.
 - `FakeProcessQueue`: like the SQS FIFO queue, `sent` holds every job the code sent and
   `delivered` what the queue accepted (a repeated deduplication id is dropped).
 - `FakeCheckpointStore`: conditional checkpoint writes (store/checkpoints.py).
@@ -32,6 +38,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from typing import Any
 
+from crmsync.mail.parse import attachment_bytes
 from crmsync.models.accounts import MailAccount
 from crmsync.models.deals import Deal
 from crmsync.models.imap import (
@@ -51,7 +58,7 @@ from crmsync.models.mail import (
     UidEntry,
     folder_id,
 )
-from crmsync.models.pages import Page
+from crmsync.models.parsed import Attachment
 from crmsync.models.servers import ConnectionProblem, MailServerError
 from crmsync.models.sync import SyncRun
 from crmsync.models.threads import LinkRecord, SubjectThread
@@ -112,7 +119,8 @@ class FakeFolder:
 
 
 class FakeImapServer:
-    """One mailbox. Toggle `condstore`, `qresync`, `gmail`, `list_status` per test."""
+    """One mailbox. Toggle `condstore`, `qresync`, `gmail`, `list_status`, `has_move`,
+    `uidplus` per test."""
 
     def __init__(
         self,
@@ -121,12 +129,16 @@ class FakeImapServer:
         qresync: bool = True,
         gmail: bool = False,
         list_status: bool = False,
+        has_move: bool = True,
+        uidplus: bool = True,
         password: str = "secret",
     ) -> None:
         self.condstore = condstore
         self.qresync = qresync
         self.gmail = gmail
         self.list_status = list_status
+        self.has_move = has_move
+        self.uidplus = uidplus
         self.password = password
         self.folders: dict[str, FakeFolder] = {}
         self._modseq = 1
@@ -208,6 +220,78 @@ class FakeImapServer:
             gm_labels=message.gm_labels,
         )
 
+    def change_flags(
+        self, folder: str, uid: int, add: Sequence[str], remove: Sequence[str]
+    ) -> None:
+        """UID STORE +FLAGS / -FLAGS on one message: a new MODSEQ when the flags change."""
+        box = self.folders[folder]
+        message = box.messages[uid]
+        flags = [f for f in message.flags if f not in remove]
+        flags += [f for f in dict.fromkeys(add) if f not in flags]
+        if flags != message.flags:
+            message.flags = flags
+            message.modseq = self._tick(box)
+
+    def change_gmail_labels(
+        self, folder: str, uid: int, add: Sequence[str], remove: Sequence[str]
+    ) -> None:
+        """+X-GM-LABELS / -X-GM-LABELS: the labels of every copy of the message change, and
+        \\Inbox decides whether INBOX has a copy."""
+        source = self.folders[folder].messages[uid]
+        labels = [label for label in source.gm_labels if label not in remove]
+        labels += [label for label in dict.fromkeys(add) if label not in labels]
+        if labels == source.gm_labels:
+            return
+        for box, copy in self._copies(source):
+            copy.gm_labels = list(labels)
+            copy.modseq = self._tick(box)
+        in_inbox = [u for u, m in self.folders["INBOX"].messages.items() if self._same(m, source)]
+        if "\\Inbox" in remove:
+            for inbox_uid in in_inbox:
+                self.expunge("INBOX", inbox_uid)
+        if "\\Inbox" in add and not in_inbox:
+            self._append_copy(source, "INBOX")
+
+    def _same(self, message: FakeMessage, other: FakeMessage) -> bool:
+        if message is other:
+            return True
+        return self.gmail and message.gm_msgid is not None and message.gm_msgid == other.gm_msgid
+
+    def _copies(self, message: FakeMessage) -> list[tuple[FakeFolder, FakeMessage]]:
+        return [
+            (box, copy)
+            for box in self.folders.values()
+            for copy in box.messages.values()
+            if self._same(copy, message)
+        ]
+
+    def _append_copy(self, message: FakeMessage, target: str) -> int:
+        return self.append(
+            target,
+            message.raw,
+            flags=message.flags,
+            internaldate=message.internaldate,
+            gm_msgid=message.gm_msgid,
+            gm_thrid=message.gm_thrid,
+            gm_labels=message.gm_labels,
+        )
+
+    def move_to(self, source: str, uid: int, target: str) -> int:
+        """UID MOVE as the session does it; on Gmail a move from the \\All folder to the
+        trash deletes every label, so every other copy goes too."""
+        message = self.folders[source].messages[uid]
+        everywhere = (
+            self.gmail
+            and self.folders[source].special_use == "\\All"
+            and self.folders[target].special_use == "\\Trash"
+        )
+        new_uid = self.move(source, uid, target)
+        if everywhere:
+            for box, copy in self._copies(message):
+                if box.name != target:
+                    self.expunge(box.name, copy.uid)
+        return new_uid
+
     def reset_uidvalidity(self, folder: str) -> None:
         """The server renumbered the folder: same messages, new UIDs, new UIDVALIDITY."""
         box = self.folders[folder]
@@ -272,6 +356,10 @@ class FakeImapSession:
             names.add("X-GM-EXT-1")
         if self._server.list_status:
             names.add("LIST-STATUS")
+        if self._server.has_move:
+            names.add("MOVE")
+        if self._server.uidplus:
+            names.add("UIDPLUS")
         return frozenset(names)
 
     @property
@@ -414,6 +502,76 @@ class FakeImapSession:
         self._command("FETCH FLAGS")
         return {uid: list(m.flags) for uid, m in sorted(box.messages.items())}
 
+    # -- writes ---------------------------------------------------------------------------
+    def store_flags(
+        self, folder: str, uidvalidity: int, uids: list[int], add: list[str], remove: list[str]
+    ) -> list[int]:
+        found = self._select_for_write(folder, uidvalidity, uids)
+        if found and add:
+            self._command("STORE +FLAGS")
+            for uid in found:
+                self._server.change_flags(folder, uid, add, [])
+        if found and remove:
+            self._command("STORE -FLAGS")
+            for uid in found:
+                self._server.change_flags(folder, uid, [], remove)
+        return found
+
+    def move(self, folder: str, uidvalidity: int, uids: list[int], target: str) -> list[int]:
+        found = self._select_for_write(folder, uidvalidity, uids)
+        if not found:
+            return []
+        self._server._folder(target)
+        if self._server.has_move:
+            self._command("MOVE")
+            for uid in found:
+                self._server.move_to(folder, uid, target)
+            return found
+        self._command("COPY")
+        box = self._server.folders[folder]
+        for uid in found:
+            self._server._append_copy(box.messages[uid], target)
+        self._command("STORE +FLAGS")
+        for uid in found:
+            self._server.change_flags(folder, uid, ["\\Deleted"], [])
+        if self._server.uidplus:
+            self._command("EXPUNGE")
+            for uid in found:
+                self._server.expunge(folder, uid)
+        return found
+
+    def store_gmail_labels(
+        self, folder: str, uidvalidity: int, uids: list[int], add: list[str], remove: list[str]
+    ) -> list[int]:
+        if not self.gmail:
+            raise RuntimeError("X-GM-LABELS needs a server with X-GM-EXT-1 (Gmail)")
+        found = self._select_for_write(folder, uidvalidity, uids)
+        if found and add:
+            self._command("STORE +X-GM-LABELS")
+            for uid in found:
+                self._server.change_gmail_labels(folder, uid, add, [])
+        if found and remove:
+            self._command("STORE -X-GM-LABELS")
+            for uid in found:
+                if uid in self._server.folders[folder].messages:  # removing \Inbox empties INBOX
+                    self._server.change_gmail_labels(folder, uid, [], remove)
+        return found
+
+    def _select_for_write(self, folder: str, uidvalidity: int, uids: list[int]) -> list[int]:
+        wanted = {uid for uid in uids if uid > 0}
+        if not wanted:
+            return []
+        if self.qresync and not self._enabled:
+            self._command("ENABLE")
+            self._enabled = True
+        self._command("SELECT")
+        self._selected = None  # reads need a select() (an EXAMINE) again
+        box = self._server._folder(folder)
+        if box.uidvalidity != uidvalidity or not box.messages:
+            return []
+        self._command("SEARCH")
+        return sorted(wanted.intersection(box.messages))
+
 
 class FakeImapSessions:
     """ImapSessions: `fail_with` = "auth_failed" / "timeout" / ... makes the open fail."""
@@ -532,6 +690,7 @@ class FakeRawStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.raw_puts = 0
+        self.attachment_puts = 0
 
     def put_raw(self, company_id: str, account_id: str, raw: bytes) -> tuple[str, str]:
         sha = hashlib.sha256(raw).hexdigest()
@@ -550,6 +709,22 @@ class FakeRawStore:
 
     def get_parsed(self, key: str) -> bytes:
         return self.objects[key]
+
+    def attachment_url(
+        self,
+        company_id: str,
+        account_id: str,
+        message_key: str,
+        raw_key: str,
+        attachment: Attachment,
+    ) -> str:
+        """Like S3: the bytes are cut from the raw MIME and stored on the first call only;
+        the link names the object (`attachment_puts` counts the stores)."""
+        key = f"attachments/{company_id}/{account_id}/{message_key}/{attachment.index}"
+        if key not in self.objects:
+            _, self.objects[key] = attachment_bytes(self.objects[raw_key], attachment.index)
+            self.attachment_puts += 1
+        return f"https://raw-mail.s3.test/{key}?expires=300"
 
 
 class FakeProcessQueue:
@@ -862,19 +1037,6 @@ class FakeThreadStore:
         return True
 
     # -- pages ----------------------------------------------------------------------------
-    def account_threads(
-        self, company_id: str, account_id: str, limit: int, cursor: str | None
-    ) -> Page[Thread]:
-        threads = sorted(
-            (t for t in self.all_threads(company_id) if t.account_id == account_id),
-            key=lambda t: (t.last_message_at, t.id),
-            reverse=True,
-        )
-        start = int(cursor) if cursor else 0
-        page = threads[start : start + limit]
-        more = start + limit < len(threads)
-        return Page[Thread](items=page, next_cursor=str(start + limit) if more else None)
-
     def linked_threads(
         self, company_id: str, link_type: str, target_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:

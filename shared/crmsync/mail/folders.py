@@ -54,8 +54,3 @@ def folder_role(folder: FolderInfo) -> FolderRole:
 
 def folder_roles(folders: Iterable[FolderInfo]) -> dict[str, FolderRole]:
     return {folder.name: folder_role(folder) for folder in folders}
-
-
-def folder_for(roles: dict[str, FolderRole], role: FolderRole) -> str | None:
-    """The folder with this role; a special-use flag beats a name (both are in `roles`)."""
-    return next((name for name, found in roles.items() if found == role), None)

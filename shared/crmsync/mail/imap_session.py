@@ -15,6 +15,10 @@ Some of imapclient's API cannot express what the sync needs, so a few methods ta
 imaplib object directly (`_imap`): QRESYNC's EXAMINE parameter, and FETCH answers parsed
 by UID only (imapclient keys unsolicited FETCH responses without a UID by sequence number,
 which would mix another message's flags into a UID's entry).
+
+Writes (the CRM's mailbox actions, SPEC S9) SELECT their folder read-write and leave no
+folder selected for reads: search and fetch need a select() again, which EXAMINEs, so the
+sync never reads from a read-write folder (where a fetch could set \\Seen or claim \\Recent).
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ GMAIL_ITEMS = ("X-GM-MSGID", "X-GM-THRID", "X-GM-LABELS")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SEQUENCE_SET = re.compile(r"\d+(?::\d+)?(?:,\d+(?::\d+)?)*")
 _EARLIER = re.compile(rb"\(EARLIER\)\s*", re.IGNORECASE)
+# A flag is an atom (RFC 3501 ATOM-CHAR: printable ASCII but SP ( ) { % * " \ ]), with a
+# backslash only as a system flag's prefix.
+_FLAG = re.compile(r"\\?[!#$&\'+,\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+")
+_SYSTEM_LABEL = re.compile(r"\\[A-Za-z]+")
 
 
 class ImapClientSession:
@@ -142,7 +150,7 @@ class ImapClientSession:
         parameter = None
         if known is not None and self._qresync_usable:
             parameter = _qresync_parameter(known)
-        responses = self._examine(self._client._normalise_folder(folder), parameter)
+        responses = self._open_folder("EXAMINE", self._client._normalise_folder(folder), parameter)
         uidnext = _last_int(responses, "UIDNEXT")
         vanished: list[int] = []
         changed: dict[int, list[str]] = {}
@@ -166,26 +174,32 @@ class ImapClientSession:
         self._qresync_enabled = True
         self._qresync_usable = "QRESYNC" in enabled
 
-    def _examine(self, quoted_folder: bytes, parameter: str | None) -> dict[str, list[Any]]:
-        """EXAMINE as imaplib's select(readonly=True) does it, plus a parameter, reading the
+    def _open_folder(
+        self, command: str, quoted_folder: bytes, parameter: str | None = None
+    ) -> dict[str, list[Any]]:
+        """EXAMINE (or SELECT) as imaplib's select() does it, plus a parameter, reading the
         answer line by line: untagged data before `[CLOSED]` (RFC 7162) still belongs to
         the folder selected before, so it is dropped instead of mixed into this one's."""
         imap = self._imap
-        self._selected = None  # a failed EXAMINE leaves no folder selected (RFC 3501)
+        self._selected = None  # a failed SELECT/EXAMINE leaves no folder selected (RFC 3501)
         imap.untagged_responses = {}
-        imap.is_readonly = True  # imaplib refuses later commands after [READ-ONLY] otherwise
-        tag = imap._command("EXAMINE", quoted_folder, parameter)
+        # imaplib refuses later commands after [READ-ONLY] unless it asked for read-only.
+        imap.is_readonly = command == "EXAMINE"
+        tag = imap._command(command, quoted_folder, parameter)
         while imap.tagged_commands[tag] is None:
             imap._get_response()
             if "CLOSED" in imap.untagged_responses:
                 imap.untagged_responses = {}
-        typ, data = imap._command_complete("EXAMINE", tag)
+        typ, data = imap._command_complete(command, tag)
         if typ != "OK":
             imap.state = "AUTH"
-            raise imaplib.IMAP4.error(f"EXAMINE failed: {_text(data[0])}")
+            raise imaplib.IMAP4.error(f"{command} failed: {_text(data[0])}")
         imap.state = "SELECTED"
         responses: dict[str, list[Any]] = imap.untagged_responses
         imap.untagged_responses = {}
+        if not imap.is_readonly and "READ-ONLY" in responses:
+            imap.is_readonly = True
+            raise imaplib.IMAP4.error(f"{command} opened the folder read-only: no changes allowed")
         return responses
 
     # -- messages ----------------------------------------------------------------------------
@@ -238,6 +252,82 @@ class ImapClientSession:
         if self._exists() == 0:
             return {}
         return _flags(self._uid_fetch("1:*", ("UID", "FLAGS")))
+
+    # -- writes (SPEC S9) --------------------------------------------------------------------
+    def store_flags(
+        self, folder: str, uidvalidity: int, uids: list[int], add: list[str], remove: list[str]
+    ) -> list[int]:
+        """SELECT, UID SEARCH for the UIDs still there, one UID STORE per direction."""
+        found = self._select_for_write(folder, uidvalidity, uids)
+        if found:
+            uid_set = compress_uids(found)
+            if add:
+                self._uid_command("STORE", uid_set, "+FLAGS.SILENT", flag_list(add))
+            if remove:
+                self._uid_command("STORE", uid_set, "-FLAGS.SILENT", flag_list(remove))
+        return found
+
+    def move(self, folder: str, uidvalidity: int, uids: list[int], target: str) -> list[int]:
+        """SELECT, UID SEARCH, then UID MOVE; without MOVE: UID COPY, +FLAGS.SILENT
+        (\\Deleted) and, with UIDPLUS, UID EXPUNGE of exactly these UIDs (a plain EXPUNGE
+        would also remove what the user flagged \\Deleted elsewhere in the folder)."""
+        found = self._select_for_write(folder, uidvalidity, uids)
+        if not found:
+            return []
+        uid_set = compress_uids(found)
+        quoted_target = self._client._normalise_folder(target)
+        if "MOVE" in self._capabilities:
+            self._uid_command("MOVE", uid_set, quoted_target)
+            return found
+        self._uid_command("COPY", uid_set, quoted_target)
+        self._uid_command("STORE", uid_set, "+FLAGS.SILENT", "(\\Deleted)")
+        if "UIDPLUS" in self._capabilities:
+            self._uid_command("EXPUNGE", uid_set)
+        return found
+
+    def store_gmail_labels(
+        self, folder: str, uidvalidity: int, uids: list[int], add: list[str], remove: list[str]
+    ) -> list[int]:
+        """SELECT, UID SEARCH, one UID STORE [+-]X-GM-LABELS.SILENT per direction."""
+        if not self.gmail:
+            raise RuntimeError("X-GM-LABELS needs a server with X-GM-EXT-1 (Gmail)")
+        found = self._select_for_write(folder, uidvalidity, uids)
+        if found:
+            uid_set = compress_uids(found)
+            if add:
+                self._uid_command("STORE", uid_set, "+X-GM-LABELS.SILENT", label_list(add))
+            if remove:
+                self._uid_command("STORE", uid_set, "-X-GM-LABELS.SILENT", label_list(remove))
+        return found
+
+    def _select_for_write(self, folder: str, uidvalidity: int, uids: list[int]) -> list[int]:
+        """SELECT the folder read-write and return which of `uids` it has: none when its
+        UIDVALIDITY changed (the UIDs then name other messages) or when it is empty. Leaves
+        no folder selected for reads, so fetching needs a select() (an EXAMINE) again."""
+        wanted = sorted({uid for uid in uids if uid > 0})
+        if not wanted:
+            return []
+        if self._qresync_usable and not self._qresync_enabled:
+            self._enable_qresync()  # legal only before the session's first SELECT/EXAMINE
+        responses = self._open_folder("SELECT", self._client._normalise_folder(folder))
+        if _last_int(responses, "UIDVALIDITY") != uidvalidity:
+            return []
+        if _last_int(responses, "EXISTS") == 0:
+            return []
+        criteria = [b"UID", compress_uids(wanted).encode()]
+        answer = self._client._raw_command_untagged(b"SEARCH", criteria, uid=True)
+        try:
+            found = {int(uid) for uid in parse_message_list(answer)}
+        except ValueError as exc:
+            raise ProtocolError(f"malformed SEARCH response: {answer!r:.80}") from exc
+        return sorted(found.intersection(wanted))
+
+    def _uid_command(self, command: str, *args: str | bytes) -> None:
+        imap = self._imap
+        tag = imap._command("UID", command, *args)
+        typ, data = imap._command_complete(command, tag)
+        if typ != "OK":
+            raise imaplib.IMAP4.error(f"UID {command} failed: {_text(data[0])}")
 
     def _uid_fetch(
         self, uid_set: str, items: Iterable[str], modifier: str | None = None
@@ -367,6 +457,31 @@ def message_from_fetch(uid: int, item: dict[bytes, Any]) -> FetchedMessage:
         gm_thrid=_int(thrid) if thrid is not None else None,
         gm_labels=gmail_labels(item.get(b"X-GM-LABELS", ())),
     )
+
+
+def flag_list(flags: Iterable[str]) -> str:
+    """["\\Seen", "$Label1"] -> "(\\Seen $Label1)"; a flag is an atom (RFC 3501), so
+    anything else is refused rather than sent."""
+    names = list(flags)
+    for name in names:
+        if not _FLAG.fullmatch(name):
+            raise ValueError(f"not an IMAP flag: {name!r:.40}")
+    return f"({' '.join(names)})"
+
+
+def label_list(labels: Iterable[str]) -> str:
+    """Gmail labels for STORE: system labels ("\\Inbox") as atoms, the others as quoted
+    strings in modified UTF-7 ("Kunden/Müller" -> "Kunden/M&APw-ller")."""
+    parts: list[str] = []
+    for label in labels:
+        if _SYSTEM_LABEL.fullmatch(label):
+            parts.append(label)
+            continue
+        if not label or any(ch in label for ch in "\r\n\0"):
+            raise ValueError(f"not a Gmail label: {label!r:.40}")
+        encoded = imap_utf7.encode(label).decode("ascii")
+        parts.append('"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return f"({' '.join(parts)})"
 
 
 def flag_names(value: Any) -> list[str]:

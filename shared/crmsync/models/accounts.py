@@ -66,6 +66,7 @@ class SyncSettings(BaseModel):
     deal_linking: Literal["automatic", "manual"] = "automatic"
     track_opens: bool = True
     track_clicks: bool = True
+    # SPEC S9: apply the CRM's read / archive / delete to the mail server too.
     read_sync_back: bool = True
     archive_sync_back: bool = False
     delete_sync_back: bool = False

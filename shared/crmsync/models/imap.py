@@ -114,3 +114,28 @@ class ImapSession(Protocol):
         """UID FETCH 1:* (FLAGS): every UID in the folder with its flags (the full check on
         servers without CONDSTORE/QRESYNC, also the UID set compare for deletions)."""
         ...
+
+    # -- writes (SPEC S9: the CRM's mailbox actions) -----------------------------------------
+    # Each SELECTs the folder read-write; when its UIDVALIDITY is not `uidvalidity` the UIDs
+    # belong to another generation and nothing is changed (returns []). Only UIDs the folder
+    # still has are touched and returned. Afterwards no folder counts as selected: the next
+    # select() EXAMINEs (read-only) as always.
+
+    def store_flags(
+        self, folder: str, uidvalidity: int, uids: list[int], add: list[str], remove: list[str]
+    ) -> list[int]:
+        """UID STORE +FLAGS.SILENT `add`, then -FLAGS.SILENT `remove`; the UIDs changed."""
+        ...
+
+    def move(self, folder: str, uidvalidity: int, uids: list[int], target: str) -> list[int]:
+        """UID MOVE to `target` (RFC 6851); without MOVE: UID COPY, +FLAGS.SILENT (\\Deleted)
+        and UID EXPUNGE (RFC 4315). A server without UIDPLUS cannot expunge only these UIDs,
+        so the originals stay, flagged \\Deleted, for the next expunge. The UIDs moved."""
+        ...
+
+    def store_gmail_labels(
+        self, folder: str, uidvalidity: int, uids: list[int], add: list[str], remove: list[str]
+    ) -> list[int]:
+        """UID STORE +X-GM-LABELS.SILENT / -X-GM-LABELS.SILENT (X-GM-EXT-1 only; a programming
+        error elsewhere); the UIDs changed."""
+        ...

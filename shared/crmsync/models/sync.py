@@ -24,3 +24,4 @@ class SyncRun(BaseModel):
     messages_removed: int = 0
     complete: bool = True
     imap_commands: int = 0
+    mailbox_actions: int = 0

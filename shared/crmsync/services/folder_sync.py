@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from crmsync.clock import Clock
+from crmsync.mail.folders import folder_role
 from crmsync.mail.parse import UnparseableMessage, header_summary
 from crmsync.models.accounts import MailAccount
 from crmsync.models.imap import (
@@ -35,7 +36,7 @@ from crmsync.models.mail import (
     message_key,
 )
 from crmsync.models.parsed import HeaderSummary
-from crmsync.ports import CheckpointStore, ProcessQueue, RawMailStore
+from crmsync.ports import CheckpointStore, FolderInfo, ProcessQueue, RawMailStore
 
 # Flags that say nothing about the message itself: \Recent is per session.
 _IGNORED_FLAGS = frozenset({"\\Recent"})
@@ -403,7 +404,7 @@ class FolderSync:
                     uidvalidity=uidvalidity,
                     uid=uid,
                     role=self.roles.get(checkpoint.folder)
-                    or ("inbox" if checkpoint.folder.upper() == "INBOX" else "other"),
+                    or folder_role(FolderInfo(name=checkpoint.folder)),
                 ),
             }
         )

@@ -10,7 +10,7 @@ filter is a server-side FilterExpression on the entry's attributes.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal
 
 from crmsync.errors import NotFoundError
 from crmsync.models.identity import Principal
@@ -25,28 +25,10 @@ from crmsync.models.inbox import (
 )
 from crmsync.models.mail import Thread
 from crmsync.models.pages import Page
-from crmsync.ports import AccountRepository, ThreadStore
+from crmsync.ports import AccountRepository, InboxIndex, ThreadStore
 from crmsync.services.sync_status import visible_account
 
 FlagAttribute = Literal["tracked", "attach", "unread"]
-
-
-class InboxIndex(Protocol):
-    def entries(
-        self,
-        company_id: str,
-        user_id: str,
-        query: InboxQuery,
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[tuple[str, str]], str | None]:
-        """Up to `limit` matching entries, newest first, as (thread id, sort key), and the
-        cursor of the next page (None at the end)."""
-        ...
-
-    def counters(self, company_id: str, user_id: str) -> dict[str, dict[str, int]]:
-        """The user's counters by account id (one Query)."""
-        ...
 
 
 def plan_query(wanted: InboxFilter) -> InboxQuery:

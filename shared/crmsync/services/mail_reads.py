@@ -1,9 +1,12 @@
 """Reading synced mail: threads, messages, raw MIME, and who may read them (SPEC I1, L4, L5).
 
-`can_read_thread` is the one rule: the owner of the mailbox reads every thread of it; a
-colleague (admins included) reads a thread only when it is shared. A private thread answers
-404, like a missing one, so ids cannot be probed. The inbox issue refines "shared" with
-access to the linked records; it changes here and nowhere else.
+`can_read_thread` is the one rule, and every read route goes through it:
+- the owner of the mailbox reads every thread of it;
+- anyone else (admins included) reads a thread only when it is *shared* and linked to a
+  person, deal, lead or project they can read (the directory's rule: the record's owner,
+  or a record visible to the company; admins read every record);
+- a private thread is the owner's alone, everywhere.
+A thread the caller may not read answers 404, like a missing one, so ids cannot be probed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from crmsync.models.identity import Principal
 from crmsync.models.mail import StoredMessage, Thread
 from crmsync.models.pages import Page
 from crmsync.ports import AccountRepository, RawMailStore, ThreadStore
-from crmsync.services.sync_status import visible_account
 
 MAX_LINK_PAGES = 8
 
@@ -53,10 +55,36 @@ class ThreadDetail(Thread):
     messages: list[MessageView] = Field(default_factory=list)
 
 
-def can_read_thread(principal: Principal, thread: Thread) -> bool:
+RecordAccess = Callable[[Principal, str, str], bool]
+"""(principal, link type, record id) -> whether the directory lets the principal read it."""
+
+
+def can_read_thread(principal: Principal, thread: Thread, can_read_record: RecordAccess) -> bool:
     if thread.company_id != principal.company_id:
         return False
-    return thread.owner_user_id == principal.user_id or thread.visibility == "shared"
+    if thread.owner_user_id == principal.user_id:
+        return True
+    return thread.visibility == "shared" and any(
+        can_read_record(principal, link.type, link.id) for link in thread.links
+    )
+
+
+def remembered(access: RecordAccess) -> RecordAccess:
+    """The same answers, each asked once (a page of threads often links one record)."""
+    seen: dict[tuple[str, str, str, str], bool] = {}
+
+    def ask(principal: Principal, link_type: str, record_id: str) -> bool:
+        key = (principal.company_id, principal.user_id, link_type, record_id)
+        if key not in seen:
+            seen[key] = access(principal, link_type, record_id)
+        return seen[key]
+
+    return ask
+
+
+def _emptied(thread: Thread) -> bool:
+    """Every message left the mailbox; the thread is kept only for the user's choices."""
+    return thread.deleted and thread.message_count == 0
 
 
 class MailReader:
@@ -65,20 +93,12 @@ class MailReader:
         accounts: AccountRepository,
         store: ThreadStore,
         raw: RawMailStore,
-        can_read_record: Callable[[Principal, str, str], bool],
+        can_read_record: RecordAccess,
     ) -> None:
         self._accounts = accounts
         self._store = store
         self._raw = raw
         self._can_read_record = can_read_record
-
-    def account_threads(
-        self, principal: Principal, account_id: str, limit: int, cursor: str | None
-    ) -> Page[Thread]:
-        visible_account(self._accounts, principal, account_id)
-        page = self._store.account_threads(principal.company_id, account_id, limit, cursor)
-        items = [t for t in page.items if can_read_thread(principal, t)]
-        return Page(items=items, next_cursor=page.next_cursor)
 
     def linked_threads(
         self,
@@ -89,7 +109,8 @@ class MailReader:
         cursor: str | None,
     ) -> Page[Thread]:
         """Threads linked to a record the caller may read, newest first (SPEC L5)."""
-        if not self._can_read_record(principal, link_type, target_id):
+        access = remembered(self._can_read_record)
+        if not access(principal, link_type, target_id):
             raise NotFoundError(f"No {link_type} {target_id}.")
         shown: list[Thread] = []
         next_cursor = cursor
@@ -107,7 +128,9 @@ class MailReader:
             shown += [
                 threads[t]
                 for t in readable
-                if t in threads and can_read_thread(principal, threads[t])
+                if t in threads
+                and not _emptied(threads[t])
+                and can_read_thread(principal, threads[t], access)
             ]
             if next_cursor is None or len(shown) >= limit:
                 break
@@ -127,10 +150,27 @@ class MailReader:
     def raw(self, principal: Principal, message_key: str) -> bytes:
         return self._raw.get_raw(self._readable_message(principal, message_key).raw_key)
 
+    def attachment_url(self, principal: Principal, message_key: str, index: int) -> str:
+        """A short-lived download link to attachment `index` of a message the caller reads."""
+        message = self._readable_message(principal, message_key)
+        found = [a for a in message.attachments if a.index == index]
+        try:
+            if not found:
+                raise LookupError(index)
+            return self._raw.attachment_url(
+                message.company_id, message.account_id, message.id, message.raw_key, found[0]
+            )
+        except LookupError as exc:
+            raise NotFoundError(f"Message {message_key} has no attachment {index}.") from exc
+
     # -- plumbing ---------------------------------------------------------------------------
     def _readable_thread(self, principal: Principal, thread_id: str) -> Thread:
         thread = self._store.thread(principal.company_id, thread_id)
-        if thread is None or not can_read_thread(principal, thread):
+        if (
+            thread is None
+            or _emptied(thread)
+            or not can_read_thread(principal, thread, self._can_read_record)
+        ):
             raise NotFoundError(f"Thread {thread_id} not found.")
         return thread
 
@@ -146,6 +186,7 @@ class MailReader:
         if message.parsed_key:
             bodies = json.loads(self._raw.get_parsed(message.parsed_key))
         folders = message.folders
+        downloads = f"/v1/messages/{message.id}/attachments"  # the API route, never a URL
         return MessageView(
             id=message.id,
             thread_id=message.thread_id,
@@ -163,7 +204,10 @@ class MailReader:
             direction=message.direction,
             folder=folders[0] if folders else None,
             folders=folders,
-            attachments=[a.model_dump() for a in message.attachments],
+            attachments=[
+                {**a.model_dump(), "download_url": f"{downloads}/{a.index}"}
+                for a in message.attachments
+            ],
             calendar=[c.model_dump() for c in message.calendar],
             defects=message.defects,
             unparseable=message.unparseable,

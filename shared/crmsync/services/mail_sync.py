@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 from crmsync.clock import Clock, iso
 from crmsync.mail.folders import folder_roles
 from crmsync.models.accounts import AccountKind, MailAccount
+from crmsync.models.actions import ActionResult
 from crmsync.models.events import DomainEvent
 from crmsync.models.imap import FolderStatus, ImapSession
-from crmsync.models.jobs import SyncAccount
+from crmsync.models.jobs import MailboxActionsJob, SyncAccount
 from crmsync.models.mail import FolderRole
 from crmsync.models.servers import ConnectionProblem, MailServerError
 from crmsync.models.sync import SyncRun
@@ -32,12 +33,15 @@ from crmsync.ports import (
     FolderInfo,
     ImapSessions,
     JobQueue,
+    MailboxActionStore,
     ProcessQueue,
     QueuedSync,
     RawMailStore,
     SyncRunRepository,
+    ThreadStore,
 )
 from crmsync.services.folder_sync import FolderOutcome, FolderSync, SyncLimits
+from crmsync.services.mailbox_actions import MailboxActionApplier
 
 NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
 # "All mail" leaves out the folders whose mail is not conversation: spam, the bin, drafts.
@@ -62,6 +66,8 @@ class MailSync:
         sync_queue: JobQueue,
         limits: SyncLimits | None = None,
         budget: timedelta = timedelta(minutes=10),
+        actions: MailboxActionStore | None = None,
+        threads: ThreadStore | None = None,
     ) -> None:
         self._sessions = sessions
         self._health = health
@@ -76,8 +82,23 @@ class MailSync:
         self._sync_queue = sync_queue
         self._limits = limits or SyncLimits()
         self._budget = budget
+        self._actions = actions
+        self._threads = threads
+        self._applier = MailboxActionApplier()
 
-    def run(self, job: SyncAccount, out_of_time: Deadline | None = None) -> SyncRun:
+    def run(
+        self, job: SyncAccount | MailboxActionsJob, out_of_time: Deadline | None = None
+    ) -> SyncRun:
+        """A `mailbox_actions` job is a sync run too: it applies the pending actions, then
+        syncs, so the CRM sees the result at once."""
+        if isinstance(job, MailboxActionsJob):
+            job = SyncAccount(
+                job_id=job.job_id,
+                account_id=job.account_id,
+                company_id=job.company_id,
+                reason="actions",
+                enqueued_at=job.enqueued_at,
+            )
         started = self._clock.now()
         account = self._accounts.get(job.company_id, job.account_id)
         if account is None or not account.state.polls:
@@ -88,9 +109,11 @@ class MailSync:
         deadline = out_of_time or _monotonic_deadline(self._budget)
         totals = FolderOutcome()
         folders = commands = on_server = 0
+        applied: list[ActionResult] = []
         try:
             password = self._health.password_for_sync(account)
             with self._sessions.open_session(account, password) as session:
+                applied = self._apply_actions(session, account)
                 statuses, roles = self._statuses(session, account)
                 saved = self._checkpoints.checkpoints(account.company_id, account.id)
                 folders = len(statuses)
@@ -116,11 +139,13 @@ class MailSync:
                 commands = session.commands_sent
         except MailServerError as exc:
             self._health.record_failure(account, exc.problem)
-            return self._finish(job, started, "failed", exc.problem.code, totals=totals)
+            return self._finish(
+                job, started, "failed", exc.problem.code, totals=totals, actions=applied
+            )
         recovered = self._health.record_success(account)
         if not totals.complete:
             self._continue_later(job, account)
-        if not totals.changed and recovered is account:
+        if not totals.changed and not applied and recovered is account:
             return self._finish(
                 job,
                 started,
@@ -135,17 +160,41 @@ class MailSync:
         self._accounts.finish_poll(
             job.company_id, job.account_id, finished, finished + self._poll_interval
         )
-        detail = "" if totals.complete else "time budget used up; continuing"
+        details = [_actions_detail(applied)] if applied else []
+        if not totals.complete:
+            details.append("time budget used up; continuing")
         return self._finish(
             job,
             started,
             "ok",
-            detail,
+            "; ".join(details),
+            actions=applied,
             totals=totals,
             folders=folders,
             commands=commands,
             on_server=on_server,
         )
+
+    # -- mailbox actions --------------------------------------------------------------------
+    def _apply_actions(self, session: ImapSession, account: MailAccount) -> list[ActionResult]:
+        """Every pending action, oldest first; each is deleted once the server did it (or
+        cannot: no archive folder). A server error stops here and keeps the rest."""
+        if self._actions is None or self._threads is None:
+            return []
+        pending = self._actions.pending(account.company_id, account.id)
+        if not pending:
+            return []
+        folders = session.list_folders()
+        results: list[ActionResult] = []
+        for action in pending:
+            messages = [
+                message
+                for key in action.message_keys
+                if (message := self._threads.find_message(account.company_id, key)) is not None
+            ]
+            results.append(self._applier.apply(session, action, messages, folders))
+            self._actions.done(action)
+        return results
 
     # -- folders ----------------------------------------------------------------------------
     def _statuses(
@@ -198,6 +247,7 @@ class MailSync:
         *,
         record: bool = True,
         totals: FolderOutcome | None = None,
+        actions: list[ActionResult] | None = None,
         folders: int = 0,
         commands: int = 0,
         on_server: int = 0,
@@ -221,6 +271,7 @@ class MailSync:
                 "messages_removed": totals.removed,
                 "complete": totals.complete,
                 "imap_commands": commands,
+                "mailbox_actions": len(actions or []),
             }
         )
         if not record:
@@ -252,6 +303,12 @@ def _add(totals: FolderOutcome, one: FolderOutcome) -> None:
     totals.removed += one.removed
     totals.checkpoint_writes += one.checkpoint_writes
     totals.complete = totals.complete and one.complete
+
+
+def _actions_detail(results: list[ActionResult]) -> str:
+    skipped = sorted({r.skipped_reason for r in results if r.skipped_reason})
+    text = f"mailbox actions applied: {len(results)}"
+    return text + (f" ({'; '.join(skipped)})" if skipped else "")
 
 
 def _unselectable(folder: FolderInfo) -> bool:

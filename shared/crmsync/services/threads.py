@@ -9,11 +9,12 @@ so the last write always saw every message.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from crmsync.models.accounts import MailAccount
 from crmsync.models.events import DomainEvent
-from crmsync.models.mail import Box, Participant, StoredMessage, Thread
+from crmsync.models.mail import Box, Participant, StoredMessage, Thread, Visibility
 from crmsync.models.parsed import Address
 from crmsync.models.threads import LinkRecord, SubjectThread
 from crmsync.ports import ContactDirectory, EventPublisher, ThreadStore
@@ -21,30 +22,41 @@ from crmsync.services.linking import plan_links
 
 SAVE_ATTEMPTS = 5
 
-ThreadEdit = Callable[[Thread, list[LinkRecord]], tuple[Thread, list[LinkRecord]]]
-"""A user's change to a thread: (stored thread, its links) -> (edited thread, links)."""
 
+@dataclass(frozen=True)
+class ThreadEdit:
+    """A user's change to a thread, applied to what was read under the thread's version
+    check, so it never overwrites a sync that landed meanwhile (and a sync never undoes it).
 
-def set_state(**changes: object) -> ThreadEdit:
-    """An edit of the thread's CRM state: archived_at, deleted_at, visibility."""
+    - `link`: a manual link, or a manual unlink (`active=False`, a tombstone that keeps the
+      automatic link away);
+    - `visibility`: the per-thread sharing override (SPEC L4);
+    - `archived` / `deleted`: the CRM's archive and delete (SPEC S9), stamped `at`;
+    - `read`: marks every message read or unread in the CRM."""
 
-    def edit(thread: Thread, links: list[LinkRecord]) -> tuple[Thread, list[LinkRecord]]:
+    at: datetime
+    link: LinkRecord | None = None
+    visibility: Visibility | None = None
+    archived: bool | None = None
+    deleted: bool = False
+    read: bool | None = None
+
+    def apply(self, thread: Thread, links: list[LinkRecord]) -> tuple[Thread, list[LinkRecord]]:
+        changes: dict[str, object] = {}
+        if self.visibility is not None:
+            changes["visibility"] = self.visibility
+        if self.archived is not None:
+            changes["archived_at"] = self.at if self.archived else None
+        if self.deleted:
+            changes["deleted_at"] = self.at
+        if self.link is not None:
+            target = self.link.target
+            links = [*(link for link in links if link.target != target), self.link]
         return thread.model_copy(update=changes), links
 
-    return edit
 
-
-def set_manual_link(link_type: str, target_id: str, *, active: bool) -> ThreadEdit:
-    """A manual link (active) or unlink (a tombstone that blocks the automatic link)."""
-
-    def edit(thread: Thread, links: list[LinkRecord]) -> tuple[Thread, list[LinkRecord]]:
-        record = LinkRecord.model_validate(
-            {"type": link_type, "id": target_id, "reason": "manual", "active": active}
-        )
-        others = [link for link in links if link.target != record.target]
-        return thread, [*others, record]
-
-    return edit
+class ThreadNotFoundError(LookupError):
+    """An edit of a thread that does not exist (any more)."""
 
 
 class ThreadConflictError(RuntimeError):
@@ -67,21 +79,39 @@ class ThreadAssembler:
     def assemble(
         self, account: MailAccount, thread_id: str, edit: ThreadEdit | None = None
     ) -> Thread | None:
-        """Recompute the thread from its messages; `edit` is a user's change (CRM state, a
-        manual link), applied to what was read, under the same version check."""
+        """Recompute the thread from its messages; with `edit`, apply a user's change to
+        what was read, under the same version check (ThreadNotFoundError: no such thread)."""
         for _ in range(SAVE_ATTEMPTS):
             old = self._store.thread(account.company_id, thread_id)
             messages = self._store.thread_messages(account.company_id, thread_id)
             links = self._store.thread_links(account.company_id, thread_id)
+            if edit is not None:
+                if old is None or not messages:
+                    raise ThreadNotFoundError(thread_id)
+                if edit.read is not None:
+                    messages = self._mark_read(messages, read=edit.read)
             if not messages:
-                if old is None or self._store.delete_thread(old, links):
-                    if old is not None:
-                        self._publish(old, "thread.deleted")
+                if old is None:
+                    return None
+                if _holds_user_state(account, old, links):
+                    # Its last message left (perhaps moved: the new folder's copy comes
+                    # next): keep what the user chose, out of every list, for its return.
+                    if _emptied_already(old, links):
+                        return None
+                    emptied = _emptied(old)
+                    keep = [link for link in links if link.manual]
+                    drop = [link for link in links if not link.manual]
+                    if self._store.save_thread(emptied, old, keep, drop):
+                        self._publish(emptied, "thread.deleted")
+                        return None
+                    continue
+                if self._store.delete_thread(old, links):
+                    self._publish(old, "thread.deleted")
                     return None
                 continue
             base, base_links = old, links
             if edit is not None and old is not None:
-                base, base_links = edit(old, list(links))
+                base, base_links = edit.apply(old, list(links))
             thread, keep, drop = self._summary(account, thread_id, base, messages, base_links)
             if old is not None and _same(old, thread) and not drop and _same_links(links, keep):
                 return old
@@ -89,6 +119,17 @@ class ThreadAssembler:
                 self._after_save(account, old, thread)
                 return thread
         raise ThreadConflictError(thread_id)
+
+    def _mark_read(self, messages: Sequence[StoredMessage], *, read: bool) -> list[StoredMessage]:
+        """The CRM's read state at once; the server's flags follow by a mailbox action, and
+        then come back unchanged (so they never undo this)."""
+        marked: list[StoredMessage] = []
+        for message in messages:
+            if message.unread == read:
+                message = message.model_copy(update={"unread": not read})
+                self._store.update_message(message)
+            marked.append(message)
+        return marked
 
     def _summary(
         self,
@@ -221,6 +262,42 @@ def with_boxes(thread: Thread, messages: Sequence[StoredMessage]) -> Thread:
         if not inbox and (archived or any(m.direction == "inbound" for m in messages)):
             boxes.append("archive")
     return thread.model_copy(update={"boxes": boxes, "archived": archived, "deleted": deleted})
+
+
+def _holds_user_state(account: MailAccount, thread: Thread, links: Sequence[LinkRecord]) -> bool:
+    """Whether the thread carries a choice of the user's that must outlive its messages: a
+    manual link or unlink, or its own sharing. (A CRM archive or delete has no meaning once
+    the messages are gone; a message restored in the mail app shows again.)"""
+    return (
+        any(link.manual for link in links) or thread.visibility != account.settings.sharing_default
+    )
+
+
+def _emptied(thread: Thread) -> Thread:
+    """A thread whose messages all left the mailbox: in no list, readable by no one, kept
+    only for the user's choices (links, sharing, CRM state) should a message come back."""
+    return thread.model_copy(
+        update={
+            "message_count": 0,
+            "unread_count": 0,
+            "participants": [],
+            "links": [link for link in thread.links if link.reason == "manual"],
+            "snippet": "",
+            "has_attachments": False,
+            "tracked": False,
+            "folders": [],
+            "boxes": [],
+            "archived": False,
+            "deleted": True,
+            "archived_at": None,
+            "deleted_at": None,
+            "version": thread.version + 1,
+        }
+    )
+
+
+def _emptied_already(thread: Thread, links: Sequence[LinkRecord]) -> bool:
+    return thread.message_count == 0 and all(link.manual for link in links)
 
 
 def _participants(messages: Iterable[StoredMessage]) -> list[Address]:

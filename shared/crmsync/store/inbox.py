@@ -19,6 +19,7 @@ from crmsync.errors import ValidationFailedError
 from crmsync.models.inbox import Condition, InboxEntries, InboxQuery
 from crmsync.models.mail import Thread
 from crmsync.store import keys
+from crmsync.store.checkpoints import _query_all
 from crmsync.store.cursor import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
@@ -166,23 +167,19 @@ class DynamoInboxIndex:
         return found, encode_cursor(start)
 
     def counters(self, company_id: str, user_id: str) -> dict[str, dict[str, int]]:
-        request: dict[str, Any] = {
-            "KeyConditionExpression": Key("PK").eq(keys.user_pk(company_id, user_id))
+        items = _query_all(
+            self._table,
+            KeyConditionExpression=Key("PK").eq(keys.user_pk(company_id, user_id))
             & Key("SK").begins_with(keys.MAIL_COUNTS_PREFIX),
+        )
+        return {
+            str(item["account_id"]): {
+                name: int(str(value))
+                for name, value in item.items()
+                if name.endswith(("_threads", "_unread"))
+            }
+            for item in items
         }
-        found: dict[str, dict[str, int]] = {}
-        while True:
-            reply = self._table.query(**request)
-            for item in reply.get("Items", []):
-                found[str(item["account_id"])] = {
-                    name: int(str(value))
-                    for name, value in item.items()
-                    if name.endswith(("_threads", "_unread"))
-                }
-            last = reply.get("LastEvaluatedKey")
-            if not last:
-                return found
-            request["ExclusiveStartKey"] = last
 
     def _query(self, request: dict[str, Any], from_cursor: bool) -> dict[str, Any]:
         try:

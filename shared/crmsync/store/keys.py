@@ -153,3 +153,11 @@ MAIL_COUNTS_PREFIX = "MAILCOUNTS#"
 def mail_counts_sk(account_id: str) -> str:
     """The counters of one account, in its owner's user partition (`user_pk`)."""
     return f"{MAIL_COUNTS_PREFIX}{account_id}"
+
+
+MAILBOX_ACTION_PREFIX = "ACTION#"
+
+
+def mailbox_action_sk(action_id: str) -> str:
+    """A pending mailbox action in its account's partition (SPEC S9), in creation order."""
+    return f"{MAILBOX_ACTION_PREFIX}{action_id}"

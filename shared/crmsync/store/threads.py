@@ -18,7 +18,6 @@ from botocore.exceptions import ClientError
 from crmsync.clock import iso
 from crmsync.models.inbox import count_delta, folder_counts, inbox_entries
 from crmsync.models.mail import StoredMessage, Thread
-from crmsync.models.pages import Page
 from crmsync.models.threads import LinkRecord, SubjectThread
 from crmsync.store import keys
 from crmsync.store.checkpoints import _batch_get, _query_all
@@ -367,12 +366,8 @@ class DynamoThreadStore:
             {"Delete": {"TableName": table, "Key": self._link_key(thread, link)}} for link in links
         ]
         ops += deletes
-        try:
-            self._client.transact_write_items(TransactItems=ops[:TRANSACTION_MAX])
-        except ClientError as exc:
-            if _conflict(exc):
-                return False
-            raise
+        if not self._transact_quietly(ops[:TRANSACTION_MAX]):
+            return False
         # The rest only while the thread is not back (a new message re-creates it).
         absent = {
             "ConditionCheck": {
@@ -406,12 +401,8 @@ class DynamoThreadStore:
         the rest are written only while the thread is still this version, and the last
         marks the thread's entries complete."""
         ops = first + rest
-        try:
-            self._client.transact_write_items(TransactItems=ops[:TRANSACTION_MAX])
-        except ClientError as exc:
-            if _conflict(exc):
-                return False
-            raise
+        if not self._transact_quietly(ops[:TRANSACTION_MAX]):
+            return False
         if len(ops) <= TRANSACTION_MAX:
             return True
         key = {"PK": keys.thread_pk(thread.company_id, thread.id), "SK": keys.THREAD_SK}
@@ -443,6 +434,7 @@ class DynamoThreadStore:
         return True
 
     def _transact_quietly(self, ops: list[Any]) -> bool:
+        """One transaction; False when a condition failed or it conflicted."""
         try:
             self._client.transact_write_items(TransactItems=ops)
         except ClientError as exc:
@@ -486,14 +478,6 @@ class DynamoThreadStore:
         return item
 
     # -- pages for the API ------------------------------------------------------------------
-    def account_threads(
-        self, company_id: str, account_id: str, limit: int, cursor: str | None
-    ) -> Page[Thread]:
-        partition = keys.account_threads_gsi1pk(company_id, account_id)
-        items, next_cursor = self._newest_first("GSI1", partition, limit, cursor)
-        threads = [Thread.model_validate(item["data"]) for item in items]
-        return Page(items=threads, next_cursor=next_cursor)
-
     def linked_threads(
         self, company_id: str, link_type: str, target_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
