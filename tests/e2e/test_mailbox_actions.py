@@ -135,6 +135,9 @@ def test_crm_actions_reach_the_server_and_mailbox_changes_come_back(
     _imap(box, "INBOX", "Keep", lambda client, uid: client.remove_flags([uid], [b"\\Seen"]))
     box.sync()
     assert _by_subject(box)["Keep"]["unread_count"] == 1
+    _imap(box, "INBOX", "Keep", lambda client, uid: client.add_flags([uid], [b"\\Seen"]))
+    box.sync()
+    assert _by_subject(box)["Keep"]["unread_count"] == 0
     _imap(box, "INBOX", "Keep", lambda client, uid: client.move([uid], "Archive"))
     box.sync()
     assert _by_subject(box)["Keep"]["boxes"] == ["archive"]
