@@ -13,7 +13,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import crmsync
 from crmsync.errors import CrmSyncError
-from crmsync.http import accounts, directory, inbox, status, threads
+from crmsync.http import (
+    accounts,
+    directory,
+    inbox,
+    send,
+    status,
+    templates,
+    threads,
+    tracking,
+)
 from crmsync.http.common import problem
 from crmsync.observability import logger, tracer
 
@@ -23,6 +32,9 @@ app.include_router(directory.router)
 app.include_router(accounts.router)
 app.include_router(inbox.router)
 app.include_router(threads.router)
+app.include_router(templates.router)
+app.include_router(send.router)
+app.include_router(tracking.router)
 
 
 app.configure_openapi(

@@ -1,4 +1,5 @@
-"""EventBridge schedule -> find due accounts -> one SyncAccount job each."""
+"""EventBridge schedule (every minute) -> find due accounts -> one SyncAccount job each; and
+scheduled messages whose time has come -> the send queue (SPEC I5)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from crmsync.runtime import current_runtime
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    result = current_runtime().poll_dispatcher().dispatch()
+    runtime = current_runtime()
+    result = runtime.poll_dispatcher().dispatch()
+    sends = runtime.send_service().dispatch_due() if runtime.settings.send_queue_url else 0
     metrics.add_metric(name="AccountsEnqueued", unit="Count", value=result.enqueued)
-    logger.info(
-        "dispatched",
-        extra={"due": result.due, "enqueued": result.enqueued, "lost_claims": result.lost_claims},
-    )
-    return {"due": result.due, "enqueued": result.enqueued, "lost_claims": result.lost_claims}
+    metrics.add_metric(name="ScheduledSendsDue", unit="Count", value=sends)
+    counts = {
+        "due": result.due,
+        "enqueued": result.enqueued,
+        "lost_claims": result.lost_claims,
+        "sends": sends,
+    }
+    logger.info("dispatched", extra=counts)
+    return counts

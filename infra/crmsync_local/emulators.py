@@ -129,7 +129,17 @@ class MotoServer(_Process):
 
 
 # boto3 reads AWS_ENDPOINT_URL_<service id> for each client.
-AWS_SERVICES_ON_MOTO = ("SQS", "S3", "KMS", "SES", "SESV2", "EVENTBRIDGE", "SCHEDULER", "STS")
+AWS_SERVICES_ON_MOTO = (
+    "SQS",
+    "S3",
+    "KMS",
+    "SES",
+    "SESV2",
+    "EVENTBRIDGE",
+    "SCHEDULER",
+    "STS",
+    "SSM",
+)
 
 
 def aws_environment(dynamodb: str, moto_endpoint: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from crmsync.tracking.keys import new_key_set
 from crmsync_local.template import ACCOUNT, REGION, Template, TemplateError
 
 _TABLE_KEYS = (
@@ -71,6 +72,7 @@ def provision(template: Template, visibility_timeout: int | None = None) -> Prov
     """
     done = Provisioned()
     _create_key(template)
+    _create_tracking_keys(template)
     _create_tables(template, done)
     _create_queues(template, done, visibility_timeout)
     _create_buckets(template, done)
@@ -89,6 +91,30 @@ def _create_key(template: Template) -> None:
         props = template.resolve(res["Properties"])
         kms.create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
         template.physical[name] = {"Ref": props["AliasName"]}
+
+
+def _create_tracking_keys(template: Template) -> None:
+    """The SecureString parameter each TRACKING_KEYS_PARAMETER names, with a fresh random
+    key set. CloudFormation cannot create SecureStrings (in AWS it is created once by hand,
+    docs/api.md "Tracking"); a parameter already on the emulators keeps its keys."""
+    sources = [template.globals_for_functions()] + [
+        res.get("Properties", {})
+        for res in template.resources("AWS::Serverless::Function").values()
+    ]
+    names = {
+        str(template.resolve(variables["TRACKING_KEYS_PARAMETER"]))
+        for props in sources
+        for variables in [props.get("Environment", {}).get("Variables", {})]
+        if "TRACKING_KEYS_PARAMETER" in variables
+    }
+    ssm = boto3.client("ssm")
+    for name in sorted(names):
+        try:
+            ssm.put_parameter(
+                Name=name, Type="SecureString", Value=json.dumps(new_key_set()), Overwrite=False
+            )
+        except ssm.exceptions.ParameterAlreadyExists:
+            continue
 
 
 def _create_tables(template: Template, done: Provisioned) -> None:

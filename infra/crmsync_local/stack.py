@@ -121,13 +121,13 @@ class LocalStack:
         for name in self.template.resources("AWS::Serverless::HttpApi"):
             self.template.physical[name] = {"Ref": f"local-{name}"}
         self.functions = load_functions(self.template)
-        self._apply_function_env()
         self.api = LocalHttpApi(
             collect_routes(self.template, self.functions),
             self.keys,
             self.options.host,
             self.options.api_port,
         )
+        self._apply_function_env()
         self.api.start()
         queue_urls = {
             self.template.physical[name]["Arn"]: url
@@ -175,14 +175,18 @@ class LocalStack:
                     raise TemplateError(f"functions disagree on {key}; cannot share a process")
                 merged[key] = value
         merged.update(LOCAL_FUNCTION_ENV)
+        if self.api is not None:  # tracking links point at this server's /t/ routes
+            merged["CRMSYNC_TRACKING_BASE_URL"] = self.api.url
         merged["CRMSYNC_RUNTIME_INFO"] = json.dumps(self.runtime_info)
         merged.update(self.options.extra_env)
         os.environ.update(merged)
         for fn in self.functions.values():
             fn.environment = {**fn.environment, **merged}
         from crmsync.runtime import current_runtime
+        from crmsync.tracking.runtime import tracking_runtime
 
         current_runtime.cache_clear()
+        tracking_runtime.cache_clear()
 
     # -- what tests and the CLI use -------------------------------------------------------
     @property

@@ -19,8 +19,13 @@ class Settings(BaseModel):
     raw_mail_bucket: str | None = None
     sync_queue_url: str | None = None
     process_queue_url: str | None = None
+    send_queue_url: str | None = None
     event_bus_name: str | None = None
     credentials_key_id: str | None = None
+    # SPEC T1/T2: public base URL of the tracking routes (pixel and click links) and the
+    # SSM parameter holding the token signing keys.
+    tracking_base_url: str | None = None
+    tracking_keys_parameter: str | None = None
     poll_shards: int = Field(default=8, ge=1, le=64)
     poll_interval_seconds: int = Field(default=300, ge=30)
     poll_lease_seconds: int = Field(default=900, ge=60)
@@ -42,8 +47,11 @@ class Settings(BaseModel):
             "raw_mail_bucket": environ.get("RAW_MAIL_BUCKET"),
             "sync_queue_url": environ.get("SYNC_QUEUE_URL"),
             "process_queue_url": environ.get("PROCESS_QUEUE_URL"),
+            "send_queue_url": environ.get("SEND_QUEUE_URL"),
             "event_bus_name": environ.get("EVENT_BUS_NAME"),
             "credentials_key_id": environ.get("CREDENTIALS_KEY_ID"),
+            "tracking_base_url": environ.get("CRMSYNC_TRACKING_BASE_URL") or None,
+            "tracking_keys_parameter": environ.get("TRACKING_KEYS_PARAMETER") or None,
         }
         for name, key in (
             ("poll_shards", "CRMSYNC_POLL_SHARDS"),

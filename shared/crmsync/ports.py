@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,14 +23,24 @@ from crmsync.models.mail import (
     Thread,
     UidEntry,
 )
+from crmsync.models.outbox import OutboxEntry, OutboxPayload, SendMessageJob
 from crmsync.models.pages import Page
 from crmsync.models.parsed import Attachment
 from crmsync.models.retention import PurgeReason, PurgeRecord
 from crmsync.models.servers import ConnectionProblem
 from crmsync.models.sync import SyncRun
+from crmsync.models.templates import (
+    DefaultChange,
+    Signature,
+    SignatureSet,
+    Template,
+    TemplateOrder,
+    TemplateSummary,
+)
 from crmsync.models.threads import LinkRecord, SubjectThread
 
 if TYPE_CHECKING:
+    from crmsync.mail.connect import SmtpEnvelope, SmtpOutcome
     from crmsync.models.imap import ImapSession
     from crmsync.models.inbox import InboxQuery
 
@@ -183,11 +193,40 @@ class MailboxActionStore(Protocol):
     def done(self, action: MailboxAction) -> None: ...
 
 
+class OutboxStore(Protocol):
+    """Outbox entries (SPEC I2, I5): created once, then saved under their version."""
+
+    def get(self, company_id: str, outbox_id: str) -> OutboxEntry | None: ...
+
+    def create(self, entry: OutboxEntry) -> bool: ...
+
+    def save(self, entry: OutboxEntry, seen_version: int) -> bool: ...
+
+    def due(self, shard: int, now: datetime) -> Iterator[tuple[str, str]]: ...
+
+
+class OutboxPayloads(Protocol):
+    def put(self, key: str, payload: OutboxPayload) -> None: ...
+
+    def get(self, key: str) -> OutboxPayload: ...
+
+
+class SendQueue(Protocol):
+    def send(self, jobs: Sequence[SendMessageJob]) -> None: ...
+
+
 class EventPublisher(Protocol):
     def publish(self, events: Sequence[DomainEvent]) -> None: ...
 
 
 # -- mail sync and processing (SPEC S1-S8, L1, L2) ----------------------------------------
+
+
+class MailSubmission(Protocol):
+    def send_mail(self, account: MailAccount, password: str, envelope: SmtpEnvelope) -> SmtpOutcome:
+        """One SMTP transaction; the server's refusals in the outcome or SmtpRefusedError,
+        connection and login failures as MailServerError."""
+        ...
 
 
 class ImapSessions(Protocol):
@@ -392,3 +431,53 @@ class InboxIndex(Protocol):
     def counters(self, company_id: str, user_id: str) -> dict[str, dict[str, int]]:
         """The user's counters by account id (one Query)."""
         ...
+
+
+# -- templates and signatures (SPEC I4) ------------------------------------------------------
+
+
+class TemplateStore(Protocol):
+    def get(self, company_id: str, template_id: str) -> Template | None: ...
+
+    def create(self, company_id: str, template: Template) -> None:
+        """ConflictError when the id is taken."""
+        ...
+
+    def replace(self, company_id: str, seen: Template, template: Template) -> None:
+        """ConflictError when the stored version is no longer `seen.version`."""
+        ...
+
+    def delete(self, company_id: str, seen: Template) -> None: ...
+
+    def list(
+        self,
+        company_id: str,
+        order: TemplateOrder,
+        limit: int,
+        cursor: str | None,
+        accept: Callable[[TemplateSummary], bool],
+    ) -> Page[TemplateSummary]: ...
+
+
+class SignatureStore(Protocol):
+    """A user's signatures; each write carries the default pointer's change, if any, and
+    raises ConflictError when the signature or the pointer changed since read."""
+
+    def signatures(self, company_id: str, user_id: str) -> SignatureSet: ...
+
+    def create(
+        self, company_id: str, user_id: str, signature: Signature, default: DefaultChange | None
+    ) -> None: ...
+
+    def replace(
+        self,
+        company_id: str,
+        user_id: str,
+        seen: Signature,
+        signature: Signature,
+        default: DefaultChange | None,
+    ) -> None: ...
+
+    def delete(
+        self, company_id: str, user_id: str, seen: Signature, default: DefaultChange | None
+    ) -> None: ...

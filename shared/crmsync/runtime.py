@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,12 @@ from crmsync.mail.connect import ImapConnector, SmtpConnector
 from crmsync.mail.discovery import MailDiscovery
 from crmsync.mail.mailbox import ImapMailbox
 from crmsync.messaging.eventbridge import EventBridgePublisher
-from crmsync.messaging.sqs import SqsJobQueue, SqsProcessQueue
+from crmsync.messaging.sqs import SqsJobQueue, SqsProcessQueue, SqsSendQueue
+from crmsync.models.accounts import MailAccount
 from crmsync.models.deals import Deal, Lead, Project
 from crmsync.models.directory import Person, Record
 from crmsync.models.identity import Principal
+from crmsync.models.outbox import OutboxEntry, SendRequest
 from crmsync.security.credentials import KmsEnvelopeCipher
 from crmsync.security.network import HostGuard
 from crmsync.security.secret_box import SealedSecretBox
@@ -32,12 +34,16 @@ from crmsync.services.directory import DirectoryService
 from crmsync.services.folder_sync import SyncLimits
 from crmsync.services.inbox import InboxService
 from crmsync.services.mail_reads import MailReader, RecordAccess
+from crmsync.services.mail_sender import Instrument, MailSender, Tracking
 from crmsync.services.mail_sync import MailSync
 from crmsync.services.message_processor import MessageProcessor
 from crmsync.services.polling import PollDispatcher
 from crmsync.services.rematch import RematchOnChange
 from crmsync.services.retention import RetentionSweeper
+from crmsync.services.sending import RenderedBody, Renderer, SendService
+from crmsync.services.signatures import SignatureService
 from crmsync.services.sync_status import SyncStatus
+from crmsync.services.templates import TemplateService
 from crmsync.services.thread_actions import ThreadActions
 from crmsync.services.threads import ThreadAssembler
 from crmsync.store.actions import DynamoMailboxActionStore
@@ -48,9 +54,16 @@ from crmsync.store.directory import DynamoDirectoryRepository
 from crmsync.store.dynamodb import DynamoAccountRepository, DynamoSyncRunRepository
 from crmsync.store.health import DynamoHealthProbe
 from crmsync.store.inbox import DynamoInboxIndex
+from crmsync.store.outbox import DynamoOutboxStore, S3OutboxPayloads
 from crmsync.store.raw_mail import S3RawMailStore
 from crmsync.store.retention import DynamoRetentionRepository
+from crmsync.store.templates import DynamoSignatureStore, DynamoTemplateStore
 from crmsync.store.threads import DynamoThreadStore
+from crmsync.store.tracking import DynamoTrackingStore
+from crmsync.tracking.keys import ParameterKeys
+from crmsync.tracking.models import TrackedMessage
+from crmsync.tracking.service import TrackingService
+from crmsync.tracking.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -250,6 +263,124 @@ class Runtime:
             self.clock.now,
         )
 
+    # -- compose and send (SPEC I2, I5) -------------------------------------------------------
+    @cached_property
+    def outbox(self) -> DynamoOutboxStore:
+        return DynamoOutboxStore(self.table, self.settings.poll_shards)
+
+    @cached_property
+    def outbox_payloads(self) -> S3OutboxPayloads:
+        return S3OutboxPayloads(self.client("s3"), _required(self.settings.raw_mail_bucket))
+
+    @cached_property
+    def send_queue(self) -> SqsSendQueue:
+        return SqsSendQueue(self.client("sqs"), _required(self.settings.send_queue_url))
+
+    def send_service(self) -> SendService:
+        accounts = self.accounts_service()
+        return SendService(
+            self.accounts,
+            self.outbox,
+            self.outbox_payloads,
+            S3OutboxPayloads.key,
+            self.thread_store,
+            self.send_queue,
+            self.clock.now,
+            shard_count=self.settings.poll_shards,
+            render=self.message_renderer(),
+            remember_tracking=accounts.update_settings,
+            test_domains=self.settings.env == "local",
+        )
+
+    def message_renderer(self) -> Renderer:
+        """Smart fields (and a template, a signature) rendered into what is sent (SPEC I4)."""
+        templates = self.templates()
+
+        def render(principal: Principal, request: SendRequest) -> RenderedBody:
+            rendered = templates.render_message(
+                principal,
+                template_id=request.template_id,
+                subject=request.subject,
+                html=request.html,
+                text=request.text,
+                person_id=request.person_id,
+                deal_id=request.deal_id,
+                signature=request.signature,
+            )
+            return RenderedBody(subject=rendered.subject, html=rendered.html, text=rendered.text)
+
+        return render
+
+    def mail_sender(self) -> MailSender:
+        processor = self.message_processor()
+        return MailSender(
+            self.accounts,
+            self.outbox,
+            self.outbox_payloads,
+            self.accounts_service(),
+            self.mailbox,
+            self.mailbox,
+            self.raw_mail,
+            self.thread_store,
+            processor.process,
+            self.clock.now,
+            tracking=self.send_tracking(),
+        )
+
+    def send_tracking(self) -> Tracking | None:
+        """Tracking for the sender, when this deployment has its public URL and keys."""
+        if not (self.settings.tracking_base_url and self.settings.tracking_keys_parameter):
+            return None
+        service = self.tracking_service()
+
+        def prepare(entry: OutboxEntry, account: MailAccount, key: str, at: datetime) -> Instrument:
+            message = TrackedMessage(
+                company_id=entry.company_id,
+                message_key=key,
+                account_id=entry.account_id,
+                owner_user_id=entry.user_id,
+                sender_email=account.email,
+                recipients=entry.recipients,
+                sent_at=at,
+                opens=entry.track_opens,
+                clicks=entry.track_clicks,
+                html=entry.has_html,
+            )
+            service.register(message)
+
+            def instrument(recipient: str, html: str, text: str) -> tuple[str, str]:
+                tracked_html, tracked_text = service.instrument(
+                    message, recipient, html or None, text or None
+                )
+                return tracked_html or "", tracked_text or ""
+
+            return instrument
+
+        return prepare
+
+    # -- open and click tracking (SPEC T1-T4); the public routes build theirs in
+    # crmsync.tracking.runtime, without importing this module --------------------------------
+    @cached_property
+    def tracking_keys(self) -> ParameterKeys:
+        return ParameterKeys(_required(self.settings.tracking_keys_parameter))
+
+    def tracking_signer(self) -> TokenSigner:
+        return self.tracking_keys.signer()
+
+    @cached_property
+    def tracking_store(self) -> DynamoTrackingStore:
+        # The store speaks the low-level client; the resource's client transforms values.
+        return DynamoTrackingStore(self.client("dynamodb"), self.settings.table_name)
+
+    def tracking_service(self) -> TrackingService:
+        return TrackingService(
+            self.tracking_store,
+            self.tracking_signer,
+            self.events,
+            self.clock.now,
+            base_url=self.settings.tracking_base_url,
+        )
+
     def blocking(self) -> BlockingService:
         return BlockingService(self.blocked_addresses, self.clock)
 
@@ -266,6 +397,16 @@ class Runtime:
             else None
         )
         return DirectoryService(self.directory_records, self.clock, changes=changes)
+
+    # -- templates, signatures, smart fields (SPEC I4) ------------------------------------------
+    def signatures(self) -> SignatureService:
+        return SignatureService(DynamoSignatureStore(self.table), self.clock)
+
+    def templates(self) -> TemplateService:
+        """Also what sending renders a message with (`render_message`)."""
+        return TemplateService(
+            DynamoTemplateStore(self.table), self.signatures(), self.directory(), self.clock
+        )
 
 
 def _required(value: str | None) -> str:

@@ -6,7 +6,9 @@ The results are written to docs/benchmarks.md (overwritten on every full run).
 
 Sections: "stack" (stack start, dispatch of 200 accounts, idle ticks, HTTP latency) and
 "mail-sync" (tests/bench/mail_sync.py: a 10,000-message mailbox synced by crmsync and by
-mbsync, idle polls, processor cost). `--only SECTION` runs one of them (no doc written).
+mbsync, idle polls, processor cost) and "tracking" (tests/bench/tracking.py: the tracking
+function's cold start and warm latency, seconds). `--only SECTION` runs one of them (no doc
+written, except that a run with "tracking" replaces that section of the doc in place).
 
 What runs is the local stack (handlers in this process, DynamoDB Local, moto server), so
 the numbers describe that stack on this machine, not AWS.
@@ -41,7 +43,7 @@ from crmsync_local.testservers.dovecot import DovecotServer
 from crmsync_local.testservers.net import free_port
 from crmsync_local.testservers.smtp import SmtpServer
 from crmsync_local.testservers.tls import write_ca_bundle
-from tests.bench import mail_sync
+from tests.bench import mail_sync, tracking
 from tests.bench.common import (
     BenchFailure,
     CallCounter,
@@ -65,7 +67,7 @@ HTTP_FLOOR_REQUESTS = 50
 NAGLE_SUSPECT_MS = 20.0  # a route-less 404 slower than this on loopback is not the handler
 DRAIN_TIMEOUT = 300.0
 SQS_SENDS = ("sqs.SendMessage", "sqs.SendMessageBatch")
-SECTIONS = ("stack", "mail-sync")
+SECTIONS = ("stack", "mail-sync", "tracking")
 
 log = logging.getLogger("bench")
 
@@ -374,7 +376,11 @@ def http_floor_note(floor_ms: float | None) -> list[str]:
 
 
 def write_doc(
-    results: Results, mail: mail_sync.MailSyncReport, started: datetime, wall: float
+    results: Results,
+    mail: mail_sync.MailSyncReport,
+    started: datetime,
+    wall: float,
+    tracked: tracking.TrackingReport,
 ) -> None:
     lines = [
         "# Benchmarks",
@@ -436,6 +442,8 @@ def write_doc(
         "Powertools does not print a JSON line per record during the run.",
         "",
         *mail_sync.markdown(mail, COMMAND, machine()),
+        "",
+        *tracking.markdown(tracked, COMMAND, machine()),
     ]
     DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
     DOC_PATH.write_text("\n".join(lines))
@@ -481,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     results = Results()
     mail: mail_sync.MailSyncReport | None = None
+    tracked: tracking.TrackingReport | None = None
     with timer() as wall, tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
         counter = install_counter()
         dovecot = DovecotServer().start()
@@ -494,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
                 if "mail-sync" in chosen:
                     say("-- mail sync (SPEC S1-S6), on a stack of its own --")
                     mail = mail_sync.run(dovecot, smtp, counter, Path(tmp) / "mail-sync")
+                if "tracking" in chosen:
+                    tracked = tracking.run(Path(tmp) / "tracking")
             finally:
                 smtp.stop()
         finally:
@@ -501,10 +512,15 @@ def main(argv: list[str] | None = None) -> int:
         total = wall()
     if chosen != set(SECTIONS):
         partial = ", ".join(sorted(chosen))
+        if tracked is not None:
+            tracking.update_doc(DOC_PATH, tracking.markdown(tracked, COMMAND, machine()))
+            say(f"done in {total:.0f} s; partial run ({partial}): tracking section updated")
+            return 0
         say(f"done in {total:.0f} s; partial run ({partial}): {DOC_PATH.name} not written")
         return 0
     assert mail is not None
-    write_doc(results, mail, started, total)
+    assert tracked is not None
+    write_doc(results, mail, started, total, tracked)
     say(f"done in {total:.0f} s; wrote {DOC_PATH.relative_to(REPO_ROOT)}")
     return 0
 

@@ -495,6 +495,15 @@ class FakeImapSession:
             uid: list(m.flags) for uid, m in sorted(box.messages.items()) if m.modseq > since_modseq
         }
 
+    def append_message(
+        self, folder: str, raw: bytes, flags: list[str], internaldate: datetime
+    ) -> tuple[int, int] | None:
+        self._command("APPEND")
+        uid = self._server.append(folder, raw, flags=flags, internaldate=internaldate)
+        if not self._server.uidplus:
+            return None
+        return self._server.folders[folder].uidvalidity, uid
+
     def all_flags(self) -> dict[int, list[str]]:
         box = self._box()
         if not box.messages:

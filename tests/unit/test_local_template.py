@@ -137,6 +137,7 @@ def test_real_template_functions_resolve_against_local_names() -> None:
         template.physical[name] = {"Ref": f"local-{name}", "Arn": f"arn:local:{name}"}
     template.physical["SyncQueue"] = {"Ref": "http://localhost/sync.fifo", "Arn": QUEUE_ARN}
     template.physical["ProcessQueue"] = {"Ref": "http://localhost/process.fifo", "Arn": "arn:p"}
+    template.physical["SendQueue"] = {"Ref": "http://localhost/send.fifo", "Arn": "arn:s"}
     template.physical["HttpApi"] = {"Ref": "local-HttpApi"}
 
     functions = load_functions(template)
@@ -152,8 +153,12 @@ def test_real_template_functions_resolve_against_local_names() -> None:
         "BatchSize": 10,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     }
+    sender = functions["MailSenderFunction"]
+    assert sender.environment["SEND_QUEUE_URL"] == "http://localhost/send.fifo"
+    assert sender.events["SendJobs"]["Properties"]["Queue"] == "arn:s"
     routes = {r.route_key: r.authorized for r in collect_routes(template, functions)}
     assert routes["GET /health"] is False
+    assert routes["POST /v1/messages/send"] is True
     assert routes["GET /v1/mail-accounts/{account_id}/sync-runs"] is True
     schedules = {s.name: s for s in collect_schedules(functions)}
     assert set(schedules) == {"PollDispatcherFunction.Every", "MaintenanceFunction.Daily"}

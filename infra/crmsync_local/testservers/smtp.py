@@ -21,6 +21,7 @@ from crmsync_local.testservers.net import LOOPBACK, free_ports
 from crmsync_local.testservers.tls import make_self_signed_cert, server_ssl_context
 
 Credentials = Callable[[str, str], bool]
+DROP = "DROP"
 
 
 class _DropLoginDataDeprecation(logging.Filter):
@@ -48,6 +49,9 @@ class _Handler:
     """aiosmtpd hooks: check recipients, deliver local ones into Dovecot, keep the rest."""
 
     dovecot: DovecotServer | None
+    # What the next DATA commands answer instead of delivering: an SMTP reply such as
+    # "451 4.3.0 Try again later", or DROP to hang up without a reply (tests of retries).
+    planned: list[str] = field(default_factory=list)
     received: list[SmtpEnvelope] = field(default_factory=list)
     relayed: list[SmtpEnvelope] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,6 +76,15 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            planned = self.planned.pop(0) if self.planned else None
+        if planned == DROP:
+            transport = server.transport
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+            return "421 4.3.0 Connection dropped"
+        if planned is not None:
+            return planned
         data = envelope.original_content or b""
         mail_from = envelope.mail_from or ""
         login = _login_name(session)
@@ -167,11 +180,18 @@ class SmtpServer(Lifecycle):
         with self._handler.lock:
             return list(self._handler.relayed)
 
+    def plan(self, *replies: str) -> None:
+        """The next DATA commands answer these (in order) instead of delivering; DROP
+        hangs up without an answer."""
+        with self._handler.lock:
+            self._handler.planned.extend(replies)
+
     def clear(self) -> None:
         """Forget what was received so far."""
         with self._handler.lock:
             self._handler.received.clear()
             self._handler.relayed.clear()
+            self._handler.planned.clear()
 
     @property
     def cafile(self) -> Path:

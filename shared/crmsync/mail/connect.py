@@ -173,6 +173,38 @@ class SmtpConnector:
         self, endpoint: ServerEndpoint, username: str, password: str, cafile: CaFile = None
     ) -> None:
         """Connect, secure the connection as configured and AUTH; returns only on success."""
+        with self._session(endpoint, username, password, cafile):
+            pass
+
+    def send(
+        self,
+        endpoint: ServerEndpoint,
+        username: str,
+        password: str,
+        envelope: SmtpEnvelope,
+        cafile: CaFile = None,
+    ) -> SmtpOutcome:
+        """One SMTP transaction. The server's own reply decides (SPEC I2): recipients it
+        refused are in the outcome with its code and words; a refused sender or message
+        raises SmtpRefusedError. Connection and login failures raise MailServerError."""
+        with self._session(endpoint, username, password, cafile) as smtp:
+            try:
+                refused = smtp.sendmail(envelope.mail_from, envelope.recipients, envelope.data)
+            except smtplib.SMTPRecipientsRefused as exc:
+                refused = exc.recipients
+            except smtplib.SMTPResponseException as exc:
+                raise SmtpRefusedError(exc.smtp_code, _said(exc.smtp_error)) from exc
+        return SmtpOutcome(
+            refused={
+                rcpt: SmtpReply(code=code, text=_said(text))
+                for rcpt, (code, text) in refused.items()
+            }
+        )
+
+    @contextmanager
+    def _session(
+        self, endpoint: ServerEndpoint, username: str, password: str, cafile: CaFile
+    ) -> Iterator[smtplib.SMTP]:
         addresses = _admit(self._guard, endpoint)
         tls = verifying_tls_context(cafile) if endpoint.security != "none" else None
         smtp = _PinnedSMTP(addresses, tls if endpoint.security == "ssl" else None, self._timeout)
@@ -189,6 +221,8 @@ class SmtpConnector:
                     smtp.starttls(context=tls)
                     smtp.ehlo()
                 smtp.login(username, password)
+            with _translated(endpoint, "SMTP", password, self._timeout, refusals=False):
+                yield smtp
             clean = True
         finally:
             with suppress(OSError, smtplib.SMTPException):
@@ -196,6 +230,39 @@ class SmtpConnector:
                     smtp.quit()
                 else:
                     smtp.close()
+
+
+class SmtpEnvelope(BaseModel):
+    mail_from: str
+    recipients: list[str]
+    data: bytes
+
+
+class SmtpReply(BaseModel):
+    code: int
+    text: str
+
+    @property
+    def permanent(self) -> bool:
+        """5xx: the server will never accept it (RFC 5321 4.2.1); 4xx: try again later."""
+        return 500 <= self.code < 600
+
+
+class SmtpOutcome(BaseModel):
+    refused: dict[str, SmtpReply]
+
+
+class SmtpRefusedError(Exception):
+    """The server refused the sender or the message itself (MAIL FROM or DATA)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.reply = SmtpReply(code=code, text=text)
+
+
+def _said(value: bytes | str) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return " ".join(text.split())[:500]
 
 
 def _admit(guard: HostGuard, endpoint: ServerEndpoint) -> list[ResolvedAddress]:
@@ -227,9 +294,16 @@ def folder_info(flags: Sequence[bytes], delimiter: bytes | None, name: Any) -> F
 
 @contextmanager
 def _translated(
-    endpoint: ServerEndpoint, protocol: MailProtocol, secret: str, timeout: float
+    endpoint: ServerEndpoint,
+    protocol: MailProtocol,
+    secret: str,
+    timeout: float,
+    *,
+    refusals: bool = True,
 ) -> Iterator[None]:
-    """Turn library and socket failures into the one problem a user can act on."""
+    """Turn library and socket failures into the one problem a user can act on.
+
+    `refusals=False` lets the server's SMTP replies through (the caller reads them)."""
     try:
         yield
     except LoginError as exc:
@@ -247,6 +321,8 @@ def _translated(
             raise MailServerError(_network_problem(cause, endpoint, protocol, timeout)) from exc
         raise MailServerError(_hung_up(endpoint)) from exc
     except (smtplib.SMTPException, imaplib.IMAP4.error) as exc:
+        if not refusals and isinstance(exc, smtplib.SMTPResponseException):
+            raise
         raise MailServerError(_server_error(endpoint, "answered with an error")) from exc
     except OSError as exc:
         raise MailServerError(_network_problem(exc, endpoint, protocol, timeout)) from exc

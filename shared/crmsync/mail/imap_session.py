@@ -43,6 +43,7 @@ MESSAGE_ITEMS = ("UID", "BODY.PEEK[]", "FLAGS", "INTERNALDATE")
 GMAIL_ITEMS = ("X-GM-MSGID", "X-GM-THRID", "X-GM-LABELS")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SEQUENCE_SET = re.compile(r"\d+(?::\d+)?(?:,\d+(?::\d+)?)*")
+_APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _EARLIER = re.compile(rb"\(EARLIER\)\s*", re.IGNORECASE)
 # A flag is an atom (RFC 3501 ATOM-CHAR: printable ASCII but SP ( ) { % * " \ ]), with a
 # backslash only as a system flag's prefix.
@@ -284,6 +285,15 @@ class ImapClientSession:
         if "UIDPLUS" in self._capabilities:
             self._uid_command("EXPUNGE", uid_set)
         return found
+
+    def append_message(
+        self, folder: str, raw: bytes, flags: list[str], internaldate: datetime
+    ) -> tuple[int, int] | None:
+        """APPEND; the answer's `[APPENDUID uidvalidity uid]` says where it went."""
+        answer = self._client.append(folder, raw, flags=tuple(flags), msg_time=internaldate)
+        text = answer.decode("ascii", "replace") if isinstance(answer, bytes) else str(answer)
+        found = _APPENDUID.search(text)
+        return (int(found.group(1)), int(found.group(2))) if found else None
 
     def store_gmail_labels(
         self, folder: str, uidvalidity: int, uids: list[int], add: list[str], remove: list[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from crmsync.mail.connect import ImapConnector, SmtpConnector
+from crmsync.mail.connect import ImapConnector, SmtpConnector, SmtpEnvelope, SmtpOutcome
 from crmsync.mail.imap_session import ImapClientSession
 from crmsync.models.accounts import MailAccount
 from crmsync.models.imap import ImapSession
@@ -32,6 +32,19 @@ class ImapMailbox:
         _, smtp = _servers(account)
         if smtp is not None:
             self._smtp.login_check(smtp, account.login, password, cafile=self._cafile)
+
+    def send_mail(self, account: MailAccount, password: str, envelope: SmtpEnvelope) -> SmtpOutcome:
+        """One SMTP transaction through the account's own server (SPEC I2)."""
+        _, smtp = _servers(account)
+        if smtp is None:
+            raise MailServerError(
+                ConnectionProblem(
+                    code="server_error",
+                    message="This account has no SMTP server to send with.",
+                    action="Add the outgoing (SMTP) server in the account's settings.",
+                )
+            )
+        return self._smtp.send(smtp, account.login, password, envelope, cafile=self._cafile)
 
     @contextmanager
     def open_session(self, account: MailAccount, password: str) -> Iterator[ImapSession]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from crmsync.models.mail import ProcessMessage, RelinkThreads
+from crmsync.models.outbox import SendMessageJob
 from crmsync.ports import QueuedSync
 
 if TYPE_CHECKING:
@@ -71,3 +72,28 @@ class SqsProcessQueue:
             if reply.get("Failed"):
                 codes = sorted({failure["Code"] for failure in reply["Failed"]})
                 raise JobSendError(f"{len(reply['Failed'])} processing jobs refused: {codes}")
+
+
+class SqsSendQueue:
+    """The send queue (FIFO): one group per account, so one account's messages leave one
+    after the other; the outbox id deduplicates a repeated hand-over."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def send(self, jobs: Sequence[SendMessageJob]) -> None:
+        for start in range(0, len(jobs), SQS_BATCH_MAX):
+            entries: list[Any] = [
+                {
+                    "Id": str(index),
+                    "MessageBody": job.model_dump_json(),
+                    "MessageGroupId": job.account_id,
+                    "MessageDeduplicationId": job.outbox_id[:DEDUP_ID_MAX],
+                }
+                for index, job in enumerate(jobs[start : start + SQS_BATCH_MAX])
+            ]
+            reply = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            if reply.get("Failed"):
+                codes = sorted({failure["Code"] for failure in reply["Failed"]})
+                raise JobSendError(f"{len(reply['Failed'])} send jobs refused: {codes}")

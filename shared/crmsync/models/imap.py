@@ -133,6 +133,13 @@ class ImapSession(Protocol):
         so the originals stay, flagged \\Deleted, for the next expunge. The UIDs moved."""
         ...
 
+    def append_message(
+        self, folder: str, raw: bytes, flags: list[str], internaldate: datetime
+    ) -> tuple[int, int] | None:
+        """APPEND (the sender's copy in Sent, SPEC I2): (UIDVALIDITY, UID) from the server's
+        APPENDUID (RFC 4315), or None when it does not say."""
+        ...
+
     def store_gmail_labels(
         self, folder: str, uidvalidity: int, uids: list[int], add: list[str], remove: list[str]
     ) -> list[int]:

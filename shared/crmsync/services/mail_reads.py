@@ -147,6 +147,11 @@ class MailReader:
     def message(self, principal: Principal, message_key: str) -> MessageView:
         return self._view(self._readable_message(principal, message_key))
 
+    def readable_message(self, principal: Principal, message_key: str) -> StoredMessage:
+        """The message when the caller may read its thread; NotFoundError otherwise (e.g.
+        before showing its tracking)."""
+        return self._readable_message(principal, message_key)
+
     def raw(self, principal: Principal, message_key: str) -> bytes:
         return self._raw.get_raw(self._readable_message(principal, message_key).raw_key)
 

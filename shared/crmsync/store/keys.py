@@ -161,3 +161,43 @@ MAILBOX_ACTION_PREFIX = "ACTION#"
 def mailbox_action_sk(action_id: str) -> str:
     """A pending mailbox action in its account's partition (SPEC S9), in creation order."""
     return f"{MAILBOX_ACTION_PREFIX}{action_id}"
+
+
+def outbox_pk(company_id: str, outbox_id: str) -> str:
+    return f"COMPANY#{company_id}#OUTBOX#{outbox_id}"
+
+
+OUTBOX_SK = "OUTBOX"
+
+
+def user_outbox_gsi1pk(company_id: str, user_id: str) -> str:
+    return f"COMPANY#{company_id}#USER#{user_id}#OUTBOX"
+
+
+SEND_SHARD_PREFIX = "SEND#"
+
+
+def send_shard(outbox_id: str, shard_count: int) -> str:
+    """PollDue shards of scheduled sends (SPEC I5): the account dispatcher asks for "00"…
+    exactly, so it never sees these."""
+    return SEND_SHARD_PREFIX + poll_shard(outbox_id, shard_count)
+
+
+# -- tracking (SPEC T1-T4): one partition per tracked message ------------------------------
+
+
+def tracking_pk(company_id: str, message_key: str) -> str:
+    return f"COMPANY#{company_id}#TRACK#{message_key}"
+
+
+TRACKED_MESSAGE_SK = "MESSAGE"
+TRACKING_HIT_PREFIX = "HIT#"
+FIRST_OPEN_PREFIX = "OPENED#"
+
+
+def tracking_hit_sk(at_key: str, hit_id: str) -> str:
+    return f"{TRACKING_HIT_PREFIX}{at_key}#{hit_id}"
+
+
+def first_open_sk(recipient: str) -> str:
+    return f"{FIRST_OPEN_PREFIX}{recipient}"
