@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import email
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -353,3 +354,110 @@ def test_a_template_with_smart_fields_is_rendered_for_its_person(
     assert "Dear &lt;script&gt;Ann," in content  # escaped in HTML, never markup
     assert "<script>" not in content
     assert "{{person.__class__}}" in content  # undocumented: left as written, not evaluated
+
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
+GMAIL_PROXY = (
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+)
+OFFER = "https://acme.example/offer?plan=pro"
+
+
+def _tracking_urls(message: EmailMessage) -> tuple[str | None, list[str]]:
+    html = message.get_body(("html",))
+    content = html.get_content() if html is not None else ""
+    pixel = re.search(r'src="([^"]+/t/o/[^"]+\.gif)"', content)
+    clicks = re.findall(r'href="([^"]+/t/c/[^"]+)"', content)
+    return (pixel.group(1) if pixel else None), clicks
+
+
+def test_sent_mail_is_tracked_per_recipient_through_the_public_routes(
+    sender: Mailbox, dovecot: DovecotServer
+) -> None:
+    ann, bob = _recipient(dovecot), _recipient(dovecot)
+    reply = _post(
+        sender,
+        {
+            "account_id": sender.account.id,
+            "to": [ann.email, bob.email],
+            "subject": "Offer",
+            "html": f'<p>The <a href="{OFFER}">offer</a>, <a href="mailto:x@y.z">ask</a>.</p>',
+            "track_opens": True,
+            "track_clicks": True,
+        },
+    )
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["pixel"] is True
+    sender.stack.drain()
+    status = _outbox(sender, reply.json()["id"])
+    assert status["status"] == "sent", status
+
+    [to_ann], [to_bob] = _inbox(dovecot, ann), _inbox(dovecot, bob)
+    ann_pixel, ann_clicks = _tracking_urls(to_ann)
+    bob_pixel, _ = _tracking_urls(to_bob)
+    assert ann_pixel is not None
+    assert bob_pixel is not None
+    assert ann_pixel != bob_pixel  # one pixel per recipient
+    assert len(ann_clicks) == 1  # the mailto: link is left alone
+    assert to_ann["Message-ID"] == to_bob["Message-ID"] == status["message_id_header"]
+    # The sender's own copies carry neither: opening them counts nothing.
+    [sent_copy] = _inbox(dovecot, sender.user, "Sent")
+    assert _tracking_urls(sent_copy) == (None, [])
+    view = sender.get(f"/v1/messages/{status['message_id']}")
+    assert OFFER in (view["html"] or "")
+    assert "/t/o/" not in (view["html"] or "")
+
+    # A click at once is a scanner's (within seconds of delivery); a person's comes later.
+    early = requests.get(
+        ann_clicks[0], headers={"User-Agent": FIREFOX}, allow_redirects=False, timeout=10
+    )
+    assert (early.status_code, early.headers["Location"]) == (302, OFFER)
+    time.sleep(10.5)
+    for url, agent in ((ann_pixel, FIREFOX), (ann_pixel, FIREFOX), (bob_pixel, GMAIL_PROXY)):
+        hit = requests.get(url, headers={"User-Agent": agent}, timeout=10)
+        assert (hit.status_code, hit.headers["Content-Type"]) == (200, "image/gif")
+        assert "no-store" in hit.headers["Cache-Control"]
+    click = requests.get(
+        ann_clicks[0], headers={"User-Agent": FIREFOX}, allow_redirects=False, timeout=10
+    )
+    assert (click.status_code, click.headers["Location"]) == (302, OFFER)
+    forged = ann_clicks[0][:-3] + ("AAA" if not ann_clicks[0].endswith("AAA") else "BBB")
+    refused = requests.get(forged, allow_redirects=False, timeout=10)
+    assert refused.status_code == 404
+    assert "Location" not in refused.headers
+
+    report = sender.get(f"/v1/messages/{status['message_id']}/tracking")
+    opens = {o["recipient"]: o for o in report["opens"]}
+    assert (opens[ann.email]["human_count"], opens[ann.email]["machine_count"]) == (2, 0)
+    assert (opens[bob.email]["human_count"], opens[bob.email]["machine_count"]) == (0, 1)
+    [clicked] = report["clicks"]
+    assert (clicked["url"], clicked["recipient"]) == (OFFER, ann.email)
+    assert (clicked["human_count"], clicked["machine_count"]) == (1, 1)
+
+
+def test_a_plain_text_message_gets_no_pixel_but_tracked_links(
+    sender: Mailbox, dovecot: DovecotServer
+) -> None:
+    ann = _recipient(dovecot)
+    reply = _post(
+        sender,
+        {
+            "account_id": sender.account.id,
+            "to": [ann.email],
+            "subject": "Plain",
+            "text": f"The offer: {OFFER}\n",
+            "track_opens": True,
+            "track_clicks": True,
+        },
+    )
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["pixel"] is False
+    assert "plain-text" in reply.json()["pixel_note"]
+    sender.stack.drain()
+    [received] = _inbox(dovecot, ann)
+    assert received.get_body(("html",)) is None
+    body = received.get_body(("plain",))
+    assert body is not None
+    [link] = re.findall(r"\S+/t/c/\S+", body.get_content())
+    answer = requests.get(link, allow_redirects=False, timeout=10)
+    assert (answer.status_code, answer.headers["Location"]) == (302, OFFER)
