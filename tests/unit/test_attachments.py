@@ -202,9 +202,9 @@ def test_s3_errors_other_than_missing_are_not_swallowed() -> None:
         store.attachment_url(COMPANY, ACCOUNT, "m1", RAW_KEY, PDF_META)
 
 
-def test_retention_purges_the_attachments_prefix_too() -> None:
+def test_retention_purges_the_attachments_and_outbox_prefixes_too() -> None:
     store, stub = s3_store()
-    for kind in ("raw", "parsed", "attachments"):
+    for kind in ("raw", "parsed", "attachments", "outbox"):
         prefix = f"{kind}/{COMPANY}/{ACCOUNT}/"
         stub.add_response(
             "list_objects_v2",
@@ -217,7 +217,7 @@ def test_retention_purges_the_attachments_prefix_too() -> None:
             {"Bucket": BUCKET, "Delete": {"Objects": [{"Key": f"{prefix}x"}]}},
         )
     with stub:
-        assert store.delete_account_objects(COMPANY, ACCOUNT) == 3
+        assert store.delete_account_objects(COMPANY, ACCOUNT) == 4
         stub.assert_no_pending_responses()
 
 

@@ -87,7 +87,7 @@ class S3RawMailStore:
         sweep)."""
         return sum(
             self._delete_prefix(f"{kind}/{company_id}/{account_id}/")
-            for kind in ("raw", "parsed", "attachments")
+            for kind in ("raw", "parsed", "attachments", "outbox")
         )
 
     def _exists(self, key: str) -> bool:

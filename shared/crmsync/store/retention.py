@@ -123,6 +123,15 @@ def threads(table: Table, company_id: str, account_id: str) -> Iterator[dict[str
                     "PK": keys.message_pointer_pk(company_id, str(message["id"])),
                     "SK": keys.MESSAGE_SK,
                 }
+                if message.get("direction") == "outbound":
+                    # Opens and clicks of a sent message: its own partition (tracking).
+                    yield from _query_keys(
+                        table,
+                        KeyConditionExpression=Key("PK").eq(
+                            keys.tracking_pk(company_id, str(message["id"]))
+                        ),
+                        ProjectionExpression="PK, SK",
+                    )
                 ids = [message.get("message_id_header"), *message.get("references", [])]
                 ids += message.get("in_reply_to", [])
                 for message_id in {str(i) for i in ids if i}:
@@ -146,6 +155,7 @@ SYNCED_DATA: tuple[SyncedData, ...] = (
     SyncedData("threads_and_messages", threads),
     SyncedData("uid_maps", uid_maps),
     SyncedData("folder_checkpoints", in_account_partition(keys.FOLDER_PREFIX)),
+    SyncedData("mailbox_actions", in_account_partition(keys.MAILBOX_ACTION_PREFIX)),
 )
 
 
