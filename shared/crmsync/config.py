@@ -20,6 +20,7 @@ class Settings(BaseModel):
     sync_queue_url: str | None = None
     process_queue_url: str | None = None
     send_queue_url: str | None = None
+    calendar_sync_queue_url: str | None = None
     event_bus_name: str | None = None
     credentials_key_id: str | None = None
     # SPEC T1/T2: public base URL of the tracking routes (pixel and click links) and the
@@ -48,6 +49,7 @@ class Settings(BaseModel):
             "sync_queue_url": environ.get("SYNC_QUEUE_URL"),
             "process_queue_url": environ.get("PROCESS_QUEUE_URL"),
             "send_queue_url": environ.get("SEND_QUEUE_URL"),
+            "calendar_sync_queue_url": environ.get("CALENDAR_SYNC_QUEUE_URL") or None,
             "event_bus_name": environ.get("EVENT_BUS_NAME"),
             "credentials_key_id": environ.get("CREDENTIALS_KEY_ID"),
             "tracking_base_url": environ.get("CRMSYNC_TRACKING_BASE_URL") or None,

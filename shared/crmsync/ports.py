@@ -11,6 +11,14 @@ from pydantic import BaseModel, Field
 
 from crmsync.models.accounts import MailAccount
 from crmsync.models.actions import MailboxAction
+from crmsync.models.calendar import (
+    CalendarAccount,
+    CalendarInfo,
+    CalendarSyncJob,
+    CollectionChanges,
+    RemoteEvent,
+    WriteOutcome,
+)
 from crmsync.models.deals import Deal
 from crmsync.models.events import DomainEvent
 from crmsync.models.jobs import SyncQueueJob
@@ -213,6 +221,91 @@ class OutboxPayloads(Protocol):
 
 class SendQueue(Protocol):
     def send(self, jobs: Sequence[SendMessageJob]) -> None: ...
+
+
+# -- calendar sync (SPEC C1-C7) ----------------------------------------------------------------
+
+
+class CalendarServer(Protocol):
+    """One logged-in CalDAV connection. Every failure raises MailServerError whose problem
+    is in the user's words: `auth_failed` (401), `permission_denied` (403),
+    `calendar_missing` (the calendar is gone), `connection_refused`/`timeout`/`tls_failed`/
+    `server_error` (also a hang-up), `host_not_allowed`, `not_caldav`."""
+
+    @property
+    def requests_sent(self) -> int: ...
+
+    def calendars(self) -> list[CalendarInfo]:
+        """The calendars of the principal's calendar-home-set (name, colour, writable)."""
+        ...
+
+    def changes(self, calendar_url: str, sync_token: str | None) -> CollectionChanges:
+        """One sync-collection REPORT (RFC 6578) from `sync_token` (None: everything), or,
+        on a server without it, one listing of every event's href and ETag."""
+        ...
+
+    def get(self, calendar_url: str, href: str) -> RemoteEvent | None: ...
+
+    def find_uid(self, calendar_url: str, uid: str) -> RemoteEvent | None:
+        """The event with this UID (a calendar-query REPORT), or None."""
+        ...
+
+    def put(
+        self, calendar_url: str, href: str, ics: str, etag: str | None
+    ) -> tuple[WriteOutcome, str | None]:
+        """Create (`etag` None: `If-None-Match: *`) or update (`If-Match: etag`); the
+        outcome and the new ETag. `exists`/`precondition_failed` when the condition fails."""
+        ...
+
+    def delete(self, calendar_url: str, href: str, etag: str | None) -> WriteOutcome:
+        """`deleted`, `gone` (404: nothing to delete) or `precondition_failed` (`If-Match`)."""
+        ...
+
+
+class CalendarConnector(Protocol):
+    def open(
+        self, url: str, username: str, password: str
+    ) -> AbstractContextManager[CalendarServer]:
+        """Discover (`/.well-known/caldav`, current-user-principal, calendar-home-set) and
+        log in; MailServerError in the user's words."""
+        ...
+
+
+class CalendarAccountRepository(Protocol):
+    """Calendar accounts (store/calendar_accounts.py). `save` is versioned; the PollDue keys
+    (`CAL#NN`) are written only while the account polls and has a calendar chosen."""
+
+    def get(self, company_id: str, account_id: str) -> CalendarAccount | None: ...
+
+    def create(self, account: CalendarAccount, credentials: dict[str, Any]) -> None: ...
+
+    def save(self, account: CalendarAccount, expected_version: int) -> bool:
+        """Replace iff the stored version is `expected_version` (stored as +1)."""
+        ...
+
+    def save_credentials(
+        self, company_id: str, account_id: str, sealed: dict[str, Any]
+    ) -> None: ...
+
+    def load_credentials(self, company_id: str, account_id: str) -> dict[str, Any] | None: ...
+
+    def list_for_user(self, company_id: str, user_id: str) -> list[CalendarAccount]: ...
+
+    def list_for_company(self, company_id: str) -> list[CalendarAccount]: ...
+
+    def delete(self, company_id: str, account_id: str) -> int: ...
+
+    def due(self, shard: int, now: datetime) -> Iterator[DueAccount]: ...
+
+    def claim(self, due: DueAccount, lease_until: datetime) -> bool:
+        """Move next_poll_at to the lease iff it still holds the value seen."""
+        ...
+
+
+class CalendarSyncQueue(Protocol):
+    def send(self, jobs: Sequence[CalendarSyncJob]) -> None:
+        """FIFO, one group per account; the job id deduplicates a repeated send."""
+        ...
 
 
 class EventPublisher(Protocol):

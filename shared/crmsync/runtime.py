@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from crmsync.calendar.caldav_server import CaldavConnector
 from crmsync.clock import Clock, SystemClock
 from crmsync.config import Settings
 from crmsync.errors import ForbiddenError, NotFoundError
@@ -18,7 +19,12 @@ from crmsync.mail.connect import ImapConnector, SmtpConnector
 from crmsync.mail.discovery import MailDiscovery
 from crmsync.mail.mailbox import ImapMailbox
 from crmsync.messaging.eventbridge import EventBridgePublisher
-from crmsync.messaging.sqs import SqsJobQueue, SqsProcessQueue, SqsSendQueue
+from crmsync.messaging.sqs import (
+    SqsCalendarSyncQueue,
+    SqsJobQueue,
+    SqsProcessQueue,
+    SqsSendQueue,
+)
 from crmsync.models.accounts import MailAccount
 from crmsync.models.deals import Deal, Lead, Project
 from crmsync.models.directory import Person, Record
@@ -29,8 +35,15 @@ from crmsync.security.network import HostGuard
 from crmsync.security.secret_box import SealedSecretBox
 from crmsync.services.accounts import AccountService
 from crmsync.services.blocking import BlockingService
+from crmsync.services.calendar_accounts import CalendarAccountService
+from crmsync.services.calendar_sync import CalendarSync
+from crmsync.services.calendar_triggers import (
+    CalendarPollDispatcher,
+    CalendarPushOnChange,
+    DirectoryChangeListeners,
+)
 from crmsync.services.diagnostics import AccountDiagnostics
-from crmsync.services.directory import DirectoryService
+from crmsync.services.directory import DirectoryChanges, DirectoryService
 from crmsync.services.folder_sync import SyncLimits
 from crmsync.services.inbox import InboxService
 from crmsync.services.mail_reads import MailReader, RecordAccess
@@ -48,6 +61,8 @@ from crmsync.services.thread_actions import ThreadActions
 from crmsync.services.threads import ThreadAssembler
 from crmsync.store.actions import DynamoMailboxActionStore
 from crmsync.store.blocked import DynamoBlockedAddressStore
+from crmsync.store.calendar_accounts import DynamoCalendarAccountRepository
+from crmsync.store.calendar_sync import DynamoCalendarSyncStore
 from crmsync.store.checkpoints import DynamoCheckpointStore
 from crmsync.store.contacts import DynamoContactDirectory
 from crmsync.store.directory import DynamoDirectoryRepository
@@ -162,6 +177,63 @@ class Runtime:
             self.clock,
             shard_count=self.settings.poll_shards,
             poll_interval=timedelta(seconds=self.settings.poll_interval_seconds),
+        )
+
+    # -- calendar accounts (SPEC C1, C7) ---------------------------------------------------
+    @cached_property
+    def calendar_accounts(self) -> DynamoCalendarAccountRepository:
+        return DynamoCalendarAccountRepository(self.table, self.settings.poll_shards)
+
+    def calendar_connector(self) -> CaldavConnector:
+        """CalDAV logins: HostGuard admits hosts per environment; local mode trusts the local
+        CA bundle (CRMSYNC_LOCAL_CA_FILE)."""
+        return CaldavConnector(HostGuard(self.settings.env), cafile=self.settings.local_ca_file)
+
+    @cached_property
+    def calendar_sync_queue(self) -> SqsCalendarSyncQueue | None:
+        """None where the deployment has no calendar sync queue: sync now answers 409."""
+        url = self.settings.calendar_sync_queue_url
+        return SqsCalendarSyncQueue(self.client("sqs"), url) if url else None
+
+    def calendar_accounts_service(self) -> CalendarAccountService:
+        return CalendarAccountService(
+            self.calendar_accounts,
+            self.secrets,
+            self.calendar_connector(),
+            self.calendar_sync_queue,
+            self.events,
+            self.clock,
+            poll_interval=timedelta(seconds=self.settings.poll_interval_seconds),
+        )
+
+    # -- calendar sync (SPEC C5, C6) --------------------------------------------------------
+    @cached_property
+    def calendar_sync_store(self) -> DynamoCalendarSyncStore:
+        return DynamoCalendarSyncStore(self.table)
+
+    def calendar_sync(self) -> CalendarSync:
+        return CalendarSync(
+            self.calendar_accounts,
+            self.calendar_accounts_service(),
+            self.calendar_connector(),
+            self.calendar_sync_store,
+            self.directory_records,
+            self.events,
+            self.clock,
+        )
+
+    def calendar_poll_dispatcher(self) -> CalendarPollDispatcher | None:
+        queue = self.calendar_sync_queue
+        if queue is None:
+            return None
+        return CalendarPollDispatcher(
+            self.calendar_accounts,
+            queue,
+            self.clock,
+            shard_count=self.settings.poll_shards,
+            lease=timedelta(
+                seconds=min(self.settings.poll_lease_seconds, self.settings.poll_interval_seconds)
+            ),
         )
 
     def diagnostics(self) -> AccountDiagnostics:
@@ -391,12 +463,21 @@ class Runtime:
         return SyncStatus(self.accounts, self.sync_runs)
 
     def directory(self) -> DirectoryService:
-        changes = (
-            RematchOnChange(self.process_queue, self.clock)
-            if self.settings.process_queue_url
-            else None
+        listeners: list[DirectoryChanges] = []
+        if self.settings.process_queue_url:
+            listeners.append(RematchOnChange(self.process_queue, self.clock))
+        if self.calendar_sync_queue is not None:
+            listeners.append(
+                CalendarPushOnChange(
+                    self.calendar_accounts,
+                    self.calendar_sync_store,
+                    self.calendar_sync_queue,
+                    self.clock,
+                )
+            )
+        return DirectoryService(
+            self.directory_records, self.clock, changes=DirectoryChangeListeners(listeners)
         )
-        return DirectoryService(self.directory_records, self.clock, changes=changes)
 
     # -- templates, signatures, smart fields (SPEC I4) ------------------------------------------
     def signatures(self) -> SignatureService:

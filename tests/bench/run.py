@@ -7,8 +7,10 @@ The results are written to docs/benchmarks.md (overwritten on every full run).
 Sections: "stack" (stack start, dispatch of 200 accounts, idle ticks, HTTP latency) and
 "mail-sync" (tests/bench/mail_sync.py: a 10,000-message mailbox synced by crmsync and by
 mbsync, idle polls, processor cost) and "tracking" (tests/bench/tracking.py: the tracking
-function's cold start and warm latency, seconds). `--only SECTION` runs one of them (no doc
-written, except that a run with "tracking" replaces that section of the doc in place).
+function's cold start and warm latency, seconds) and "calendar" (tests/bench/calendar.py: push
+of 1,000 activities and pull of 1,000 events against Radicale, idle syncs, and vdirsyncer on
+the same calendar). `--only SECTION` runs one of them (no doc written, except that a run with
+"tracking" or "calendar" replaces that section of the doc in place).
 
 What runs is the local stack (handlers in this process, DynamoDB Local, moto server), so
 the numbers describe that stack on this machine, not AWS.
@@ -43,6 +45,7 @@ from crmsync_local.testservers.dovecot import DovecotServer
 from crmsync_local.testservers.net import free_port
 from crmsync_local.testservers.smtp import SmtpServer
 from crmsync_local.testservers.tls import write_ca_bundle
+from tests.bench import calendar as calendar_bench
 from tests.bench import mail_sync, tracking
 from tests.bench.common import (
     BenchFailure,
@@ -67,7 +70,7 @@ HTTP_FLOOR_REQUESTS = 50
 NAGLE_SUSPECT_MS = 20.0  # a route-less 404 slower than this on loopback is not the handler
 DRAIN_TIMEOUT = 300.0
 SQS_SENDS = ("sqs.SendMessage", "sqs.SendMessageBatch")
-SECTIONS = ("stack", "mail-sync", "tracking")
+SECTIONS = ("stack", "mail-sync", "tracking", "calendar")
 
 log = logging.getLogger("bench")
 
@@ -381,6 +384,7 @@ def write_doc(
     started: datetime,
     wall: float,
     tracked: tracking.TrackingReport,
+    calendared: calendar_bench.CalendarReport,
 ) -> None:
     lines = [
         "# Benchmarks",
@@ -444,6 +448,8 @@ def write_doc(
         *mail_sync.markdown(mail, COMMAND, machine()),
         "",
         *tracking.markdown(tracked, COMMAND, machine()),
+        "",
+        *calendar_bench.markdown(calendared, COMMAND, machine()),
     ]
     DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
     DOC_PATH.write_text("\n".join(lines))
@@ -482,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         choices=SECTIONS,
-        help=f"run only this section (repeatable; {DOC_PATH.name} is written only by a full run)",
+        help=f"run only this section (repeatable; {DOC_PATH.name} is written by a full run; "
+        "tracking and calendar also replace their own section of it)",
     )
     chosen = set(parser.parse_args(argv).only or SECTIONS)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -490,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     mail: mail_sync.MailSyncReport | None = None
     tracked: tracking.TrackingReport | None = None
+    calendared: calendar_bench.CalendarReport | None = None
     with timer() as wall, tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
         counter = install_counter()
         dovecot = DovecotServer().start()
@@ -505,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                     mail = mail_sync.run(dovecot, smtp, counter, Path(tmp) / "mail-sync")
                 if "tracking" in chosen:
                     tracked = tracking.run(Path(tmp) / "tracking")
+                if "calendar" in chosen:
+                    calendared = calendar_bench.run(counter, Path(tmp) / "calendar")
             finally:
                 smtp.stop()
         finally:
@@ -512,15 +522,23 @@ def main(argv: list[str] | None = None) -> int:
         total = wall()
     if chosen != set(SECTIONS):
         partial = ", ".join(sorted(chosen))
+        updated: list[str] = []
         if tracked is not None:
             tracking.update_doc(DOC_PATH, tracking.markdown(tracked, COMMAND, machine()))
-            say(f"done in {total:.0f} s; partial run ({partial}): tracking section updated")
+            updated.append("tracking")
+        if calendared is not None:
+            section = calendar_bench.markdown(calendared, COMMAND, machine())
+            tracking.update_doc(DOC_PATH, section)
+            updated.append("calendar")
+        if updated:
+            say(f"done in {total:.0f} s; partial run ({partial}): {', '.join(updated)} updated")
             return 0
         say(f"done in {total:.0f} s; partial run ({partial}): {DOC_PATH.name} not written")
         return 0
     assert mail is not None
     assert tracked is not None
-    write_doc(results, mail, started, total, tracked)
+    assert calendared is not None
+    write_doc(results, mail, started, total, tracked, calendared)
     say(f"done in {total:.0f} s; wrote {DOC_PATH.relative_to(REPO_ROOT)}")
     return 0
 

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.e2e
 
 # Routes that reach out to servers named in the request (a login, DNS, HTTP) are left out
 # of random generation: they have their own tests against real local servers.
-NETWORK_POSTS = ("/v1/mail-accounts", "/v1/mail-accounts/{account_id}/reauthenticate")
+NETWORK_POSTS = (
+    "/v1/mail-accounts",
+    "/v1/mail-accounts/{account_id}/reauthenticate",
+    "/v1/calendar-accounts",
+    "/v1/calendar-accounts/{account_id}/reauthenticate",
+)
 NETWORK_GETS = r"/(discover|folders)$"
 
 

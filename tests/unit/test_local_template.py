@@ -138,6 +138,7 @@ def test_real_template_functions_resolve_against_local_names() -> None:
     template.physical["SyncQueue"] = {"Ref": "http://localhost/sync.fifo", "Arn": QUEUE_ARN}
     template.physical["ProcessQueue"] = {"Ref": "http://localhost/process.fifo", "Arn": "arn:p"}
     template.physical["SendQueue"] = {"Ref": "http://localhost/send.fifo", "Arn": "arn:s"}
+    template.physical["CalendarSyncQueue"] = {"Ref": "http://localhost/cal.fifo", "Arn": "arn:c"}
     template.physical["HttpApi"] = {"Ref": "local-HttpApi"}
 
     functions = load_functions(template)
@@ -156,6 +157,9 @@ def test_real_template_functions_resolve_against_local_names() -> None:
     sender = functions["MailSenderFunction"]
     assert sender.environment["SEND_QUEUE_URL"] == "http://localhost/send.fifo"
     assert sender.events["SendJobs"]["Properties"]["Queue"] == "arn:s"
+    calendar = functions["CalendarSyncFunction"]
+    assert calendar.environment["CALENDAR_SYNC_QUEUE_URL"] == "http://localhost/cal.fifo"
+    assert calendar.events["CalendarSyncJobs"]["Properties"]["Queue"] == "arn:c"
     routes = {r.route_key: r.authorized for r in collect_routes(template, functions)}
     assert routes["GET /health"] is False
     assert routes["POST /v1/messages/send"] is True

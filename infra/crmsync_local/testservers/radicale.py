@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,11 @@ class CalUser:
 
 
 class RadicaleServer(Lifecycle):
-    """Runs `python -m radicale` with htpasswd (plain) auth and owner_only rights."""
+    """Runs `python -m radicale` with htpasswd (plain) auth and owner-only rights.
+
+    The rights come from a file (`[rights] type = from_file`) equivalent to owner_only,
+    except for calendars made read-only with `make_read_only` (read, no write).
+    """
 
     host = LOOPBACK
 
@@ -40,6 +45,7 @@ class RadicaleServer(Lifecycle):
         self._workdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._users: dict[str, CalUser] = {}
+        self._read_only: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     @property
@@ -68,6 +74,10 @@ class RadicaleServer(Lifecycle):
     def log_path(self) -> Path:
         return self.workdir / "radicale.log"
 
+    @property
+    def rights_path(self) -> Path:
+        return self.workdir / "rights"
+
     def start(self) -> Self:
         """Write the config, start Radicale and wait until it answers HTTP."""
         if self._proc is not None:
@@ -78,20 +88,23 @@ class RadicaleServer(Lifecycle):
             self.port = free_port()
             self.storage_path.mkdir()
             self.htpasswd_path.write_text("")
-            config = self.workdir / "config"
-            config.write_text(self._render_config())
-            env = {k: v for k, v in os.environ.items() if k != "RADICALE_CONFIG"}
-            self._proc = spawn(
-                [sys.executable, "-m", "radicale", "--config", str(config)],
-                self.log_path,
-                env=env,
-                cwd=self.workdir,
-            )
-            self._wait_ready()
+            self.rights_path.write_text(self._render_rights())
+            (self.workdir / "config").write_text(self._render_config())
+            self._spawn()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _spawn(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "RADICALE_CONFIG"}
+        self._proc = spawn(
+            [sys.executable, "-m", "radicale", "--config", str(self.workdir / "config")],
+            self.log_path,
+            env=env,
+            cwd=self.workdir,
+        )
+        self._wait_ready()
 
     def stop(self) -> None:
         """Kill Radicale and delete its temp directory (calendars included)."""
@@ -104,6 +117,7 @@ class RadicaleServer(Lifecycle):
             self._workdir = None
         self.port = 0
         self._users.clear()
+        self._read_only.clear()
 
     def logs(self) -> str:
         return read_log(self.log_path)
@@ -124,7 +138,8 @@ htpasswd_cache = False
 delay = 0
 
 [rights]
-type = owner_only
+type = from_file
+file = {self.rights_path}
 
 [storage]
 filesystem_folder = {self.storage_path}
@@ -159,6 +174,59 @@ mask_passwords = True
                     f"({last_error}):\n{self.logs()}"
                 )
             time.sleep(0.05)
+
+    # -- rights ------------------------------------------------------------------------
+
+    def make_read_only(self, username: str, calendar_path: str) -> None:
+        """Leave `username` only read access to one of their calendars (`calendar_path`
+        like "/alice/work/" or "alice/work"): PUT and DELETE in it get 403, and its
+        current-user-privilege-set lists no write. Radicale reads the rights file only at
+        start-up, so this restarts it (same port, same storage; about half a second)."""
+        self._set_read_only(username, calendar_path, read_only=True)
+
+    def make_writable(self, username: str, calendar_path: str) -> None:
+        """Undo `make_read_only` (restarts Radicale as well)."""
+        self._set_read_only(username, calendar_path, read_only=False)
+
+    def _set_read_only(self, username: str, calendar_path: str, *, read_only: bool) -> None:
+        path = calendar_path.strip("/")
+        if path.count("/") != 1 or path.split("/")[0] != username:
+            raise ValueError(f"{calendar_path!r} is not a calendar of {username!r}")
+        with self._lock:
+            if read_only:
+                self._read_only.add((username, path))
+            else:
+                self._read_only.discard((username, path))
+            tmp = self.rights_path.with_name("rights.tmp")
+            tmp.write_text(self._render_rights())
+            os.replace(tmp, self.rights_path)
+            self._restart()
+
+    def _restart(self) -> None:
+        if self._proc is None:
+            raise RuntimeError("RadicaleServer is not started")
+        kill_group(self._proc)
+        self._proc = None
+        self._spawn()
+
+    def _render_rights(self) -> str:
+        """owner_only as rules (the first matching section wins), read-only calendars first.
+
+        Radicale formats `{user}` into the patterns, so literal braces are doubled."""
+
+        def literal(text: str) -> str:
+            return re.escape(text).replace("{", "{{").replace("}", "}}")
+
+        read_only = "".join(
+            f"[read-only-{n}]\nuser: {literal(user)}\ncollection: {literal(path)}\n"
+            "permissions: r\n\n"
+            for n, (user, path) in enumerate(sorted(self._read_only))
+        )
+        return read_only + (
+            "[root]\nuser: .+\ncollection:\npermissions: R\n\n"
+            "[principal]\nuser: .+\ncollection: {user}\npermissions: RW\n\n"
+            "[calendars]\nuser: .+\ncollection: {user}/[^/]+\npermissions: rw\n"
+        )
 
     # -- users -------------------------------------------------------------------------
 

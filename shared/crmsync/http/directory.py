@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from crmsync.http.common import Cursor, Limit, caller, created, new_router, no_content
 from crmsync.models.activities import Activity, ActivityCreate, ActivityUpdate, UtcTime
+from crmsync.models.calendar_sync import ActivityListItem, CalendarEventLink
 from crmsync.models.deals import (
     Deal,
     DealCreate,
@@ -238,9 +239,22 @@ def list_activities(
     until: Until = None,
     limit: Limit = 25,
     cursor: Cursor = None,
-) -> Page[Activity]:
-    """Earliest start first; since/until bound the start time."""
-    return _directory().activities(caller(router), owner_id, since, until, limit, cursor)
+) -> Page[ActivityListItem]:
+    """Earliest start first; since/until bound the start time. Each with its calendar event
+    (`calendar_event`, null when it has none): one BatchGetItem for the page."""
+    principal = caller(router)
+    page = _directory().activities(principal, owner_id, since, until, limit, cursor)
+    mappings = current_runtime().calendar_sync_store.mappings(
+        principal.company_id, [a.id for a in page.items]
+    )
+    items = []
+    for activity in page.items:
+        mapping = mappings.get(activity.id)
+        link = (
+            CalendarEventLink(account_id=mapping.account_id, uid=mapping.uid) if mapping else None
+        )
+        items.append(ActivityListItem(**activity.model_dump(), calendar_event=link))
+    return Page(items=items, next_cursor=page.next_cursor)
 
 
 @router.post("/v1/activities", status_code=201)

@@ -21,6 +21,9 @@ class AccountState(StrEnum):
     NEEDS_ATTENTION = "needs_attention"
     PERMISSION_DENIED = "permission_denied"
     STOPPED = "stopped"
+    # Calendar accounts only: the chosen calendar is gone; polling stops until another is
+    # chosen (or resume finds it again). Mail accounts never enter it.
+    CALENDAR_MISSING = "calendar_missing"
 
     @property
     def polls(self) -> bool:
@@ -42,6 +45,7 @@ class AccountState(StrEnum):
             AccountState.STOPPED,
             AccountState.NEEDS_REAUTH,
             AccountState.PERMISSION_DENIED,
+            AccountState.CALENDAR_MISSING,
         }
 
 

@@ -22,7 +22,7 @@ class ConnectionProblem(BaseModel):
 
     `code` is stable for programs: auth_failed, connection_refused, timeout, tls_failed,
     host_not_found, host_not_allowed, insecure_not_allowed, permission_denied, server_error,
-    folder_missing.
+    folder_missing; for calendars also calendar_missing and not_caldav.
     """
 
     code: str

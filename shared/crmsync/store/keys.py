@@ -201,3 +201,59 @@ def tracking_hit_sk(at_key: str, hit_id: str) -> str:
 
 def first_open_sk(recipient: str) -> str:
     return f"{FIRST_OPEN_PREFIX}{recipient}"
+
+
+# -- calendar accounts (SPEC C1, C7) -----------------------------------------------------------
+
+
+def calendar_account_pk(company_id: str, account_id: str) -> str:
+    return f"COMPANY#{company_id}#CALACCOUNT#{account_id}"
+
+
+CALENDAR_ACCOUNT_SK = "CALACCOUNT"
+
+
+def user_calendar_accounts_gsi1pk(company_id: str, user_id: str) -> str:
+    return f"COMPANY#{company_id}#USER#{user_id}#CALACCOUNTS"
+
+
+def company_calendar_accounts_gsi2pk(company_id: str) -> str:
+    return f"COMPANY#{company_id}#CALACCOUNTS"
+
+
+CALENDAR_SHARD_PREFIX = "CAL#"
+
+
+def calendar_poll_shard(account_id: str, shard_count: int) -> str:
+    """PollDue shards of calendar accounts: the mail dispatcher asks for "00"… exactly, so
+    it never sees these."""
+    return CALENDAR_SHARD_PREFIX + poll_shard(account_id, shard_count)
+
+
+# -- calendar sync (SPEC C5, C6): mappings, UID claims, per-account sync state --------------
+
+
+def calendar_sync_pk(company_id: str, account_id: str) -> str:
+    """The sync's items (SYNCSTATE, HREF#, PUSH#, SKIP#) live in the calendar account's own
+    partition, so removing the account removes them."""
+    return calendar_account_pk(company_id, account_id)
+
+
+CALENDAR_SYNC_STATE_SK = "SYNCSTATE"
+EVENT_HREF_PREFIX = "HREF#"
+PUSH_MARKER_PREFIX = "PUSH#"
+SKIPPED_PREFIX = "SKIP#"
+EVENT_MAPPING_SK = "CALMAP"
+
+
+def activity_pk(company_id: str, activity_id: str) -> str:
+    """The activity's own partition (the directory's record item lives here too)."""
+    return f"COMPANY#{company_id}#ACTIVITY#{activity_id}"
+
+
+def uid_claim_pk(company_id: str, calendar_id: str, uid: str) -> str:
+    return f"COMPANY#{company_id}#CALENDAR#{calendar_id}#UID#{uid}"
+
+
+def uid_claim_sk(recurrence_id: str | None) -> str:
+    return f"UID#{recurrence_id}" if recurrence_id else "UID"
