@@ -16,6 +16,7 @@ from crmsync.errors import CrmSyncError
 from crmsync.http import (
     accounts,
     calendar_accounts,
+    calendar_diagnostics,
     directory,
     inbox,
     send,
@@ -32,6 +33,7 @@ app.include_router(status.router)
 app.include_router(directory.router)
 app.include_router(accounts.router)
 app.include_router(calendar_accounts.router)
+app.include_router(calendar_diagnostics.router)
 app.include_router(inbox.router)
 app.include_router(threads.router)
 app.include_router(templates.router)

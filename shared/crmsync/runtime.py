@@ -36,6 +36,7 @@ from crmsync.security.secret_box import SealedSecretBox
 from crmsync.services.accounts import AccountService
 from crmsync.services.blocking import BlockingService
 from crmsync.services.calendar_accounts import CalendarAccountService
+from crmsync.services.calendar_diagnostics import CalendarDiagnostics
 from crmsync.services.calendar_sync import CalendarSync
 from crmsync.services.calendar_triggers import (
     CalendarPollDispatcher,
@@ -207,6 +208,18 @@ class Runtime:
         )
 
     # -- calendar sync (SPEC C5, C6) --------------------------------------------------------
+    def calendar_diagnostics(self) -> CalendarDiagnostics:
+        service = self.calendar_accounts_service()
+        store = self.calendar_sync_store
+        return CalendarDiagnostics(
+            service.get,
+            service.password_for_sync,
+            self.calendar_connector(),
+            store.state,
+            store.skipped,
+            self.clock.now,
+        )
+
     @cached_property
     def calendar_sync_store(self) -> DynamoCalendarSyncStore:
         return DynamoCalendarSyncStore(self.table)

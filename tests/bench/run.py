@@ -7,9 +7,9 @@ The results are written to docs/benchmarks.md (overwritten on every full run).
 Sections: "stack" (stack start, dispatch of 200 accounts, idle ticks, HTTP latency) and
 "mail-sync" (tests/bench/mail_sync.py: a 10,000-message mailbox synced by crmsync and by
 mbsync, idle polls, processor cost) and "tracking" (tests/bench/tracking.py: the tracking
-function's cold start and warm latency, seconds) and "calendar" (tests/bench/calendar.py: push
-of 1,000 activities and pull of 1,000 events against Radicale, idle syncs, and vdirsyncer on
-the same calendar). `--only SECTION` runs one of them (no doc written, except that a run with
+function's cold start and warm latency, seconds) and "calendar" (tests/bench/calendar_sync.py:
+push of 1,000 activities and pull of 1,000 events against Radicale, idle syncs, and vdirsyncer
+on the same calendar). `--only SECTION` runs one of them (no doc written, except that a run with
 "tracking" or "calendar" replaces that section of the doc in place).
 
 What runs is the local stack (handlers in this process, DynamoDB Local, moto server), so
@@ -45,7 +45,7 @@ from crmsync_local.testservers.dovecot import DovecotServer
 from crmsync_local.testservers.net import free_port
 from crmsync_local.testservers.smtp import SmtpServer
 from crmsync_local.testservers.tls import write_ca_bundle
-from tests.bench import calendar as calendar_bench
+from tests.bench import calendar_sync as calendar_bench
 from tests.bench import mail_sync, tracking
 from tests.bench.common import (
     BenchFailure,

@@ -16,17 +16,16 @@ from crmsync.errors import ConflictError, CrmSyncError, ForbiddenError, NotFound
 from crmsync.messaging.sqs import SqsCalendarSyncQueue
 from crmsync.models.accounts import AccountState
 from crmsync.models.calendar import CalendarAccount, CalendarSyncJob
-from crmsync.models.identity import Principal
-from crmsync.models.servers import ConnectionProblem
-from crmsync.services.calendar_accounts import (
+from crmsync.models.calendar_accounts import (
     CalendarAccountPatch,
-    CalendarAccountService,
     CalendarChoiceError,
     CalendarConnect,
     CalendarReauthenticate,
     CalendarServerError,
-    credential_context,
 )
+from crmsync.models.identity import Principal
+from crmsync.models.servers import ConnectionProblem
+from crmsync.services.calendar_accounts import CalendarAccountService, credential_context
 from crmsync.store import keys
 from crmsync.store.calendar_accounts import DynamoCalendarAccountRepository
 from tests.unit.fakes import FakeClock, FakeEventPublisher, FakeSecretBox

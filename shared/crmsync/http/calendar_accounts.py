@@ -8,13 +8,13 @@ from aws_lambda_powertools.event_handler import Response
 
 from crmsync.http.common import accepted, caller, created, new_router, no_content
 from crmsync.models.calendar import CalendarAccount
-from crmsync.models.pages import Page
-from crmsync.runtime import current_runtime
-from crmsync.services.calendar_accounts import (
+from crmsync.models.calendar_accounts import (
     CalendarAccountPatch,
     CalendarConnect,
     CalendarReauthenticate,
 )
+from crmsync.models.pages import Page
+from crmsync.runtime import current_runtime
 
 router = new_router()
 
