@@ -51,6 +51,7 @@ def test_openapi_document_lists_every_route(local_stack: LocalStack) -> None:
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
+@pytest.mark.timeout(900)  # one test, a subtest per route: ~90 routes on 2 CPUs
 @schema.parametrize()
 @settings(
     max_examples=4,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
 from crmsync.calendar.ics import IcsError, activity_to_ics, parse_calendar
 from crmsync.clock import Clock
@@ -161,7 +162,15 @@ class CalendarSync:
         """A server without sync-collection lists every event's href and ETag: the changed
         ones are those whose ETag differs from the one we know, the deleted ones those we
         know and it no longer lists."""
-        known = self._store.event_refs(ctx.company_id, ctx.account.id)
+        # Only this calendar's: after the user chose another calendar, the previous one's
+        # events are not in this listing, and taking them as deleted would delete their
+        # activities.
+        inside = unquote(urlsplit(ctx.calendar.url).path).rstrip("/") + "/"
+        known = {
+            href: ref
+            for href, ref in self._store.event_refs(ctx.company_id, ctx.account.id).items()
+            if unquote(urlsplit(href).path).startswith(inside)
+        }
         hrefs = {remote.href for remote in listed}
         changed = [r for r in listed if r.href not in known or known[r.href].etag != r.etag]
         return changed, [href for href in known if href not in hrefs]
@@ -262,7 +271,9 @@ class CalendarSync:
             self._store.claim_uid(
                 ctx.company_id, ctx.calendar.id, uid, None, activity.id, ctx.account.id
             )
-            href = url.rstrip("/") + "/" + uid.split("@", 1)[0] + ".ics"
+            # The path, as the server lists hrefs: the pull must find this event's href item
+            # (a full URL here made every pushed event unknown to the pull).
+            href = urlsplit(url.rstrip("/") + "/" + uid.split("@", 1)[0] + ".ics").path
             outcome, new_etag = server.put(url, href, ics, None)
             action = "created"
             if outcome == "exists":  # a push that stopped before its mapping: adopt it
