@@ -34,6 +34,7 @@ from crmsync.ports import (
     QueuedSync,
     SecretBox,
 )
+from crmsync.services.account_events import account_event, state_changed
 from crmsync.services.sync_status import visible_account
 
 MAX_BACKOFF = timedelta(hours=1)
@@ -329,22 +330,10 @@ class AccountService:
         return self._secrets.open(sealed, credential_context(account))
 
     def _announce(self, account: MailAccount, previous: AccountState | None) -> None:
-        detail: dict[str, object] = {
-            "from": previous.value if previous else None,
-            "to": account.state.value,
-            "last_error": account.last_error.model_dump(mode="json")
-            if account.last_error
-            else None,
-        }
-        self._events.publish([self._event("account.state_changed", account, detail)])
+        self._events.publish([state_changed(account, previous, self._clock.now())])
 
     def _event(self, kind: str, account: MailAccount, detail: dict[str, object]) -> DomainEvent:
-        return DomainEvent(
-            detail_type=kind,
-            company_id=account.company_id,
-            occurred_at=self._clock.now(),
-            detail={"account_id": account.id, "user_id": account.user_id, **detail},
-        )
+        return account_event(kind, account, self._clock.now(), detail)
 
 
 def sync_since(

@@ -37,6 +37,7 @@ from crmsync.ports import (
     EventPublisher,
     SecretBox,
 )
+from crmsync.services.account_events import account_event, state_changed
 
 MAX_BACKOFF = timedelta(hours=1)
 ATTENTION_AFTER = timedelta(days=3)
@@ -420,27 +421,10 @@ class CalendarAccountService:
         return self._secrets.open(sealed, credential_context(account))
 
     def _announce(self, account: CalendarAccount, previous: AccountState | None) -> None:
-        detail: dict[str, object] = {
-            "from": previous.value if previous else None,
-            "to": account.state.value,
-            "last_error": account.last_error.model_dump(mode="json")
-            if account.last_error
-            else None,
-        }
-        self._events.publish([self._event("account.state_changed", account, detail)])
+        self._events.publish([state_changed(account, previous, self._clock.now(), EVENT_KIND)])
 
     def _event(self, kind: str, account: CalendarAccount, detail: dict[str, object]) -> DomainEvent:
-        return DomainEvent(
-            detail_type=kind,
-            company_id=account.company_id,
-            occurred_at=self._clock.now(),
-            detail={
-                "account_id": account.id,
-                "user_id": account.user_id,
-                "kind": EVENT_KIND,
-                **detail,
-            },
-        )
+        return account_event(kind, account, self._clock.now(), detail, EVENT_KIND)
 
 
 def _find(calendars: list[CalendarInfo], calendar_id: str) -> CalendarInfo | None:
