@@ -15,16 +15,19 @@ from crmsync.clock import iso
 from crmsync.models.calendar import CalendarAccount
 from crmsync.ports import DueAccount
 from crmsync.store import keys
+from crmsync.store.account_items import (
+    conditional_failed,
+    index_data,
+    load_sealed,
+    put_if_version,
+    save_sealed,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 POLL_DUE_INDEX = "PollDue"
 CALENDAR_ACCOUNT_KIND = "calendar_account"
-
-
-def _conditional_failed(exc: ClientError) -> bool:
-    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
 def polls(account: CalendarAccount) -> bool:
@@ -75,35 +78,14 @@ class DynamoCalendarAccountRepository:
         """Replace the account iff nobody saved it since it was read at `expected_version`;
         stored with the version bumped by one. The PollDue keys follow `data`: a save writes
         `next_poll_at` as the account has it (a claim moves only the index key)."""
-        try:
-            self._table.put_item(
-                Item=self._item(account.model_copy(update={"version": expected_version + 1})),
-                ConditionExpression="#d.version = :v",
-                ExpressionAttributeNames={"#d": "data"},
-                ExpressionAttributeValues={":v": expected_version},
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        updated = account.model_copy(update={"version": expected_version + 1})
+        return put_if_version(self._table, self._item(updated), expected_version)
 
     def save_credentials(self, company_id: str, account_id: str, sealed: dict[str, Any]) -> None:
-        self._table.put_item(
-            Item={
-                "PK": keys.calendar_account_pk(company_id, account_id),
-                "SK": keys.CREDENTIALS_SK,
-                "sealed": sealed,
-            },
-            ConditionExpression="attribute_exists(PK)",
-        )
+        save_sealed(self._table, keys.calendar_account_pk(company_id, account_id), sealed)
 
     def load_credentials(self, company_id: str, account_id: str) -> dict[str, Any] | None:
-        item = self._table.get_item(
-            Key={"PK": keys.calendar_account_pk(company_id, account_id), "SK": keys.CREDENTIALS_SK},
-            ConsistentRead=True,
-        ).get("Item")
-        return dict(item["sealed"]) if item else None  # type: ignore[arg-type]
+        return load_sealed(self._table, keys.calendar_account_pk(company_id, account_id))
 
     def list_for_user(self, company_id: str, user_id: str) -> list[CalendarAccount]:
         return self._query_index(
@@ -116,14 +98,10 @@ class DynamoCalendarAccountRepository:
         )
 
     def _query_index(self, index: str, key: str, value: str) -> list[CalendarAccount]:
-        query: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": Key(key).eq(value)}
-        found: list[CalendarAccount] = []
-        while True:
-            page = self._table.query(**query)
-            found += [CalendarAccount.model_validate(item["data"]) for item in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return found
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [
+            CalendarAccount.model_validate(data)
+            for data in index_data(self._table, index, key, value)
+        ]
 
     def delete(self, company_id: str, account_id: str) -> int:
         """Remove the whole account partition: the account, its credentials and whatever sync
@@ -187,7 +165,7 @@ class DynamoCalendarAccountRepository:
                 },
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
         return True
@@ -211,7 +189,7 @@ class DynamoCalendarAccountRepository:
                 },
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
         return True

@@ -15,6 +15,13 @@ from crmsync.models.pages import Page
 from crmsync.models.sync import SyncRun
 from crmsync.ports import DueAccount
 from crmsync.store import keys
+from crmsync.store.account_items import (
+    conditional_failed,
+    index_data,
+    load_sealed,
+    put_if_version,
+    save_sealed,
+)
 from crmsync.store.cursor import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
@@ -23,10 +30,6 @@ if TYPE_CHECKING:
 POLL_DUE_INDEX = "PollDue"
 SYNC_RUN_TTL_SECONDS = 30 * 24 * 3600
 RETENTION_MARKER_KIND = "retention_marker"
-
-
-def _conditional_failed(exc: ClientError) -> bool:
-    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
 class DynamoAccountRepository:
@@ -72,37 +75,14 @@ class DynamoAccountRepository:
 
     def save(self, account: MailAccount, shard_count: int, expected_version: int) -> bool:
         """Replace the account iff nobody else saved it since we read it."""
-        try:
-            self._table.put_item(
-                Item=self._item(
-                    account.model_copy(update={"version": expected_version + 1}), shard_count
-                ),
-                ConditionExpression="#d.version = :v",
-                ExpressionAttributeNames={"#d": "data"},
-                ExpressionAttributeValues={":v": expected_version},
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        updated = account.model_copy(update={"version": expected_version + 1})
+        return put_if_version(self._table, self._item(updated, shard_count), expected_version)
 
     def save_credentials(self, company_id: str, account_id: str, sealed: dict[str, Any]) -> None:
-        self._table.put_item(
-            Item={
-                "PK": keys.account_pk(company_id, account_id),
-                "SK": keys.CREDENTIALS_SK,
-                "sealed": sealed,
-            },
-            ConditionExpression="attribute_exists(PK)",
-        )
+        save_sealed(self._table, keys.account_pk(company_id, account_id), sealed)
 
     def load_credentials(self, company_id: str, account_id: str) -> dict[str, Any] | None:
-        item = self._table.get_item(
-            Key={"PK": keys.account_pk(company_id, account_id), "SK": keys.CREDENTIALS_SK},
-            ConsistentRead=True,
-        ).get("Item")
-        return dict(item["sealed"]) if item else None  # type: ignore[arg-type]
+        return load_sealed(self._table, keys.account_pk(company_id, account_id))
 
     def list_for_user(self, company_id: str, user_id: str) -> list[MailAccount]:
         return self._query_index("GSI1", "GSI1PK", keys.user_accounts_gsi1pk(company_id, user_id))
@@ -111,17 +91,9 @@ class DynamoAccountRepository:
         return self._query_index("GSI2", "GSI2PK", keys.company_accounts_gsi2pk(company_id))
 
     def _query_index(self, index: str, key: str, value: str) -> list[MailAccount]:
-        query: dict[str, Any] = {
-            "IndexName": index,
-            "KeyConditionExpression": Key(key).eq(value),
-        }
-        found: list[MailAccount] = []
-        while True:
-            page = self._table.query(**query)
-            found += [MailAccount.model_validate(item["data"]) for item in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return found
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [
+            MailAccount.model_validate(data) for data in index_data(self._table, index, key, value)
+        ]
 
     def delete(
         self, company_id: str, account_id: str, shard_count: int, removed_at: datetime
@@ -213,7 +185,7 @@ class DynamoAccountRepository:
                 },
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
         return True
@@ -239,7 +211,7 @@ class DynamoAccountRepository:
         except ClientError as exc:
             # The account stopped polling while it synced: leave it out of the index (or in
             # the retention shards, where a poll time would restart its clock).
-            if not _conditional_failed(exc):
+            if not conditional_failed(exc):
                 raise
 
 
@@ -260,7 +232,7 @@ class DynamoSyncRunRepository:
                 ConditionExpression="attribute_not_exists(PK)",
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
         return True
