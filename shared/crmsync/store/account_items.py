@@ -4,12 +4,18 @@ index. Each store keeps its own keys and models."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from crmsync.clock import iso
+from crmsync.ports import DueAccount
 from crmsync.store import keys
+
+POLL_DUE_INDEX = "PollDue"
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -59,4 +65,25 @@ def index_data(table: Table, index: str, key: str, value: str) -> list[dict[str,
         found += [item["data"] for item in page["Items"]]  # type: ignore[misc]
         if "LastEvaluatedKey" not in page:
             return found
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def due_accounts(table: Table, shard_key: str, now: datetime) -> Iterator[DueAccount]:
+    """Accounts of one PollDue shard whose poll time has come (mail `NN`, calendar
+    `CAL#NN`), following every page; the index projects ids and `next_poll_at`."""
+    query: dict[str, Any] = {
+        "IndexName": POLL_DUE_INDEX,
+        "KeyConditionExpression": Key("poll_shard").eq(shard_key)
+        & Key("next_poll_at").lte(iso(now)),
+    }
+    while True:
+        page = table.query(**query)
+        for item in page["Items"]:
+            yield DueAccount(
+                account_id=str(item["account_id"]),
+                company_id=str(item["company_id"]),
+                next_poll_at=str(item["next_poll_at"]),
+            )
+        if "LastEvaluatedKey" not in page:
+            return
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -17,6 +17,7 @@ from crmsync.ports import DueAccount
 from crmsync.store import keys
 from crmsync.store.account_items import (
     conditional_failed,
+    due_accounts,
     index_data,
     load_sealed,
     put_if_version,
@@ -26,7 +27,6 @@ from crmsync.store.account_items import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
-POLL_DUE_INDEX = "PollDue"
 CALENDAR_ACCOUNT_KIND = "calendar_account"
 
 
@@ -126,25 +126,8 @@ class DynamoCalendarAccountRepository:
 
     # -- the calendar dispatcher ---------------------------------------------------------
     def due(self, shard: int, now: datetime) -> Iterator[DueAccount]:
-        """Accounts of shard `CAL#{shard:02d}` whose poll time has come; one Query a page."""
-        query: dict[str, Any] = {
-            "IndexName": POLL_DUE_INDEX,
-            "KeyConditionExpression": Key("poll_shard").eq(
-                f"{keys.CALENDAR_SHARD_PREFIX}{shard:02d}"
-            )
-            & Key("next_poll_at").lte(iso(now)),
-        }
-        while True:
-            page = self._table.query(**query)
-            for item in page["Items"]:
-                yield DueAccount(
-                    account_id=str(item["account_id"]),
-                    company_id=str(item["company_id"]),
-                    next_poll_at=str(item["next_poll_at"]),
-                )
-            if "LastEvaluatedKey" not in page:
-                return
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """Accounts of shard `CAL#{shard:02d}` whose poll time has come."""
+        return due_accounts(self._table, f"{keys.CALENDAR_SHARD_PREFIX}{shard:02d}", now)
 
     def claim(self, due: DueAccount, lease_until: datetime) -> bool:
         """Move the index's next_poll_at to the lease iff it still holds the value seen: of

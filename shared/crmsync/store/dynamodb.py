@@ -17,6 +17,7 @@ from crmsync.ports import DueAccount
 from crmsync.store import keys
 from crmsync.store.account_items import (
     conditional_failed,
+    due_accounts,
     index_data,
     load_sealed,
     put_if_version,
@@ -27,7 +28,6 @@ from crmsync.store.cursor import decode_cursor, encode_cursor
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
-POLL_DUE_INDEX = "PollDue"
 SYNC_RUN_TTL_SECONDS = 30 * 24 * 3600
 RETENTION_MARKER_KIND = "retention_marker"
 
@@ -154,22 +154,7 @@ class DynamoAccountRepository:
         return item
 
     def due(self, shard: int, now: datetime) -> Iterator[DueAccount]:
-        query: dict[str, Any] = {
-            "IndexName": POLL_DUE_INDEX,
-            "KeyConditionExpression": Key("poll_shard").eq(f"{shard:02d}")
-            & Key("next_poll_at").lte(iso(now)),
-        }
-        while True:
-            page = self._table.query(**query)
-            for item in page["Items"]:
-                yield DueAccount(
-                    account_id=str(item["account_id"]),
-                    company_id=str(item["company_id"]),
-                    next_poll_at=str(item["next_poll_at"]),
-                )
-            if "LastEvaluatedKey" not in page:
-                return
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return due_accounts(self._table, f"{shard:02d}", now)
 
     def claim_poll(self, due: DueAccount, lease_until: datetime) -> bool:
         try:

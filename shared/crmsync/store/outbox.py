@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from crmsync.clock import iso
 from crmsync.models.outbox import OutboxEntry, OutboxPayload
 from crmsync.store import keys
-from crmsync.store.dynamodb import POLL_DUE_INDEX
+from crmsync.store.account_items import POLL_DUE_INDEX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

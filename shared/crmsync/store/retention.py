@@ -22,7 +22,8 @@ from crmsync.models.mail import Thread
 from crmsync.models.retention import PurgeRecord
 from crmsync.ports import PurgeDue
 from crmsync.store import keys
-from crmsync.store.dynamodb import POLL_DUE_INDEX, RETENTION_MARKER_KIND
+from crmsync.store.account_items import POLL_DUE_INDEX
+from crmsync.store.dynamodb import RETENTION_MARKER_KIND
 from crmsync.store.inbox import counts_key, entry_key
 
 if TYPE_CHECKING:
